@@ -1,0 +1,260 @@
+//! The engine: an open database, its write path and its background work.
+//!
+//! - `open`: recovery (snapshot, log replay, torn-tail cut) and start-up.
+//! - `commit`: the group-commit pipeline that makes transactions durable and visible.
+//! - `compact`: folding the log into a new snapshot, in the background or on demand.
+
+pub(crate) mod commit;
+pub(crate) mod compact;
+pub(crate) mod open;
+
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, Result};
+use crate::options::Durability;
+use crate::storage::Storage;
+use crate::store::read::{self, Reader};
+use crate::store::state::{Committed, State};
+use crate::txn::{self, Transaction};
+
+/// A table of the open schema.
+#[derive(Debug, Clone)]
+pub(crate) struct TableInfo {
+    pub(crate) name: &'static str,
+    pub(crate) id: u32,
+}
+
+/// What the writer lock protects: the next sequence number, and the transactions queued but not yet published
+/// (a transaction reads through them, newest first, before it reads the published state).
+pub(crate) struct Writer {
+    pub(crate) next_seq: u64,
+    pub(crate) pending: Vec<Arc<Committed>>,
+}
+
+/// Signals for the background threads.
+#[derive(Default)]
+pub(crate) struct Background {
+    state: Mutex<BgState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct BgState {
+    shutdown: bool,
+    compact: bool,
+}
+
+/// The shared core of an open database.
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) reader: Reader,
+    pub(crate) tables: Vec<TableInfo>,
+    pub(crate) unknown_tables: Vec<String>,
+    pub(crate) writer: Mutex<Writer>,
+    pub(crate) pipeline: commit::Pipeline,
+    pub(crate) durability: Durability,
+    /// The current snapshot (sequence number, path); the lock also serializes compactions.
+    pub(crate) snapshot: Mutex<Option<(u64, PathBuf)>>,
+    pub(crate) compact_after: Option<u64>,
+    pub(crate) background: Arc<Background>,
+    pub(crate) _lock: Box<dyn Debug + Send + Sync>,
+}
+
+impl Inner {
+    /// Runs `f` as one transaction, under the writer lock, and commits what it wrote if it returns `Ok`.
+    pub(crate) fn write<R, E: From<Error>>(
+        &self,
+        durability: Option<Durability>,
+        f: impl FnOnce(&Transaction<'_>) -> Result<R, E>,
+    ) -> Result<R, E> {
+        if read::in_read() {
+            return Err(Error::WriteInsideRead.into());
+        }
+        if txn::in_transaction() {
+            return Err(Error::WriteInsideTransaction.into());
+        }
+        let mut writer = self.writer.lock();
+        self.pipeline.check()?;
+        let published = self.pipeline.published();
+        writer.pending.retain(|c| c.seq > published);
+        let (value, payload, writes) = {
+            let tx = Transaction::new(self, &writer.pending);
+            let value = f(&tx)?;
+            let (payload, writes) = tx.into_parts();
+            (value, payload, writes)
+        };
+        if payload.is_empty() {
+            return Ok(value);
+        }
+        if payload.len() as u64 > crate::log::frame::MAX_PAYLOAD {
+            return Err(Error::TransactionTooLarge { size: payload.len() as u64, limit: crate::log::frame::MAX_PAYLOAD }.into());
+        }
+        let seq = writer.next_seq;
+        let committed = Arc::new(Committed { seq, writes });
+        let sync = durability.unwrap_or(self.durability) == Durability::Immediate;
+        self.pipeline.enqueue(seq, payload, committed.clone(), sync)?;
+        writer.next_seq += 1;
+        writer.pending.push(committed);
+        drop(writer);
+        if let Some(flushed) = self.pipeline.wait(seq)? {
+            if self.compact_after.is_some_and(|limit| flushed.log_bytes >= limit) {
+                self.background.request_compaction();
+            }
+        }
+        Ok(value)
+    }
+
+    /// Runs `f` on the latest published state.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        self.reader.with(f)
+    }
+}
+
+impl Background {
+    pub(crate) fn request_compaction(&self) {
+        let mut s = self.state.lock();
+        if !s.compact {
+            s.compact = true;
+            self.wake.notify_all();
+        }
+    }
+
+    fn shutdown(&self) {
+        self.state.lock().shutdown = true;
+        self.wake.notify_all();
+    }
+
+    /// Waits for a compaction request (true) or shutdown (false).
+    fn next_compaction(&self) -> bool {
+        let mut s = self.state.lock();
+        loop {
+            if s.shutdown {
+                return false;
+            }
+            if std::mem::take(&mut s.compact) {
+                return true;
+            }
+            self.wake.wait(&mut s);
+        }
+    }
+
+    /// Sleeps for `interval` or until shutdown; false on shutdown.
+    fn sleep(&self, interval: std::time::Duration) -> bool {
+        let mut s = self.state.lock();
+        if !s.shutdown {
+            self.wake.wait_for(&mut s, interval);
+        }
+        !s.shutdown
+    }
+}
+
+/// An open database: what a `schema!` struct holds. Dropping it stops the background threads and syncs the log.
+pub struct Db {
+    pub(crate) inner: Arc<Inner>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("dir", &self.inner.dir).field("seq", &self.last_seq()).finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    pub(crate) fn start(inner: Arc<Inner>) -> Self {
+        let mut threads = Vec::new();
+        let weak = Arc::downgrade(&inner);
+        let bg = inner.background.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("cairn-compact".into())
+                .spawn(move || {
+                    while bg.next_compaction() {
+                        let Some(inner) = weak.upgrade() else { return };
+                        if let Err(e) = inner.compact() {
+                            tracing::warn!(dir = %inner.dir.display(), error = %e, "background compaction failed");
+                        }
+                    }
+                })
+                .expect("spawn the compaction thread"),
+        );
+        if let Durability::Periodic(interval) = inner.durability {
+            let weak = Arc::downgrade(&inner);
+            let bg = inner.background.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("cairn-sync".into())
+                    .spawn(move || {
+                        while bg.sleep(interval) {
+                            let Some(inner) = weak.upgrade() else { return };
+                            if let Err(e) = inner.pipeline.sync_now() {
+                                tracing::error!(dir = %inner.dir.display(), error = %e, "periodic fsync failed");
+                            }
+                        }
+                    })
+                    .expect("spawn the sync thread"),
+            );
+        }
+        Db { inner, threads }
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The sequence number of the last transaction visible to readers.
+    pub fn last_seq(&self) -> u64 {
+        self.inner.pipeline.published()
+    }
+
+    /// Tables found on disk that the schema does not declare. They are kept, untouched, through compaction.
+    pub fn unknown_tables(&self) -> &[String] {
+        &self.inner.unknown_tables
+    }
+
+    /// Folds the log into a new snapshot now, and drops the log before it. Readers and writers go on meanwhile.
+    pub fn compact(&self) -> Result<()> {
+        self.inner.compact()
+    }
+
+    /// Used by `schema!`: a typed handle on the table at position `pos`.
+    #[doc(hidden)]
+    pub fn __table<T: crate::table::FromDb>(&self, pos: usize) -> T {
+        T::from_db(self, pos)
+    }
+
+    /// Used by `schema!`: runs a transaction.
+    #[doc(hidden)]
+    pub fn __transaction<R, E: From<Error>>(
+        &self,
+        durability: Option<Durability>,
+        f: impl FnOnce(&Transaction<'_>) -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.inner.write(durability, f)
+    }
+
+    /// Used by `schema!`: runs a read over all tables at one state.
+    #[doc(hidden)]
+    pub fn __read<R>(&self, f: impl FnOnce(crate::table::StateRef<'_>) -> R) -> R {
+        self.inner.read(|state| f(crate::table::StateRef(state)))
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.inner.background.shutdown();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Err(e) = self.inner.pipeline.sync_now() {
+            tracing::error!(dir = %self.inner.dir.display(), error = %e, "final fsync at close failed");
+        }
+    }
+}

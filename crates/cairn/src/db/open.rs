@@ -1,0 +1,214 @@
+//! Opening a database: lock, load the newest snapshot, replay the log after it, cut a torn tail, start.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::commit::Pipeline;
+use super::{Background, Db, Inner, TableInfo, Writer};
+use crate::error::{Corruption, Error, Result};
+use crate::log::frame::HEADER_LEN as FRAME_HEADER_LEN;
+use crate::log::record::{self, Op};
+use crate::log::scan::{self, SegmentData};
+use crate::log::segment;
+use crate::log::writer::LogWriter;
+use crate::options::Options;
+use crate::schema::TableDef;
+use crate::snapshot::{self, CatalogEntry, Snapshot};
+use crate::storage::Storage;
+use crate::store::read::Reader;
+use crate::store::state::State;
+use crate::store::{DecodeFailure, TableStore};
+
+/// The name of the lock file in a database directory.
+pub(crate) const LOCK_FILE: &str = "LOCK";
+
+/// The files of a database directory, sorted by sequence number.
+struct Listing {
+    snapshots: Vec<(u64, PathBuf)>,
+    segments: Vec<(u64, PathBuf)>,
+    temporary: Vec<PathBuf>,
+}
+
+fn list(storage: &dyn Storage, dir: &Path) -> Result<Listing> {
+    let names = storage.list(dir).map_err(|e| Error::io("list database directory", dir, e))?;
+    let mut l = Listing { snapshots: Vec::new(), segments: Vec::new(), temporary: Vec::new() };
+    for name in names {
+        if let Some(seq) = snapshot::parse_name(&name) {
+            l.snapshots.push((seq, dir.join(name)));
+        } else if let Some(seq) = segment::parse_name(&name) {
+            l.segments.push((seq, dir.join(name)));
+        } else if name.ends_with(".tmp") {
+            l.temporary.push(dir.join(name));
+        }
+    }
+    l.snapshots.sort();
+    l.segments.sort();
+    Ok(l)
+}
+
+/// Opens the database in `dir` for the schema whose tables are `defs`.
+pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<Db> {
+    let storage = options.storage.clone();
+    storage.create_dir_all(dir).map_err(|e| Error::io("create database directory", dir, e))?;
+    let lock_path = dir.join(LOCK_FILE);
+    let lock = storage.lock(&lock_path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock => Error::Locked { path: dir.to_path_buf() },
+        _ => Error::io("lock database directory", &lock_path, e),
+    })?;
+    let listing = list(&*storage, dir)?;
+    for tmp in &listing.temporary {
+        storage.remove(tmp).map_err(|e| Error::io("remove leftover temporary file", tmp, e))?;
+    }
+
+    // The newest snapshot; older ones are leftovers of a compaction interrupted before its clean-up.
+    let snap = match listing.snapshots.last() {
+        Some((_, path)) => Some(Snapshot::read(&*storage, path)?),
+        None => None,
+    };
+    let snap_seq = snap.as_ref().map_or(0, |s| s.seq);
+    let mut obsolete: Vec<PathBuf> = listing.snapshots.iter().rev().skip(1).map(|(_, p)| p.clone()).collect();
+
+    // Segments entirely covered by the snapshot are leftovers too.
+    let mut segments = listing.segments;
+    while segments.len() >= 2 && segments[1].0 <= snap_seq + 1 {
+        obsolete.push(segments.remove(0).1);
+    }
+    let bytes: Vec<Vec<u8>> =
+        segments.iter().map(|(_, p)| storage.read_all(p).map_err(|e| Error::io("read log segment", p, e))).collect::<Result<_>>()?;
+    let data: Vec<SegmentData<'_>> = segments.iter().zip(&bytes).map(|((_, path), bytes)| SegmentData { path, bytes }).collect();
+    let scanned = scan::scan(&data, snap_seq)?;
+
+    // The catalog: the snapshot's, then the tables created in the log.
+    let mut catalog: Vec<CatalogEntry> = snap.as_ref().map(|s| s.catalog.clone()).unwrap_or_default();
+    for frame in &scanned.frames {
+        for op in record::ops(frame.payload(data[frame.segment].bytes)) {
+            match op {
+                Ok(Op::CreateTable { table, kind, name }) if !catalog.iter().any(|c| c.id == table) => {
+                    catalog.push(CatalogEntry { id: table, kind, name: name.to_string() });
+                }
+                Ok(_) => {}
+                Err(at) => {
+                    return Err(Corruption::new(
+                        data[frame.segment].path,
+                        (frame.offset + FRAME_HEADER_LEN + at) as u64,
+                        "malformed operation in a checksummed frame",
+                    )
+                    .into())
+                }
+            }
+        }
+    }
+    let mut next_id = catalog.iter().map(|c| c.id + 1).max().unwrap_or(1);
+    let mut tables = Vec::with_capacity(defs.len());
+    let mut created = Vec::new();
+    for def in &defs {
+        let id = match catalog.iter().find(|c| c.name == def.name) {
+            Some(c) => c.id,
+            None => {
+                let id = next_id;
+                next_id += 1;
+                created.push((id, def.kind, def.name));
+                id
+            }
+        };
+        tables.push(TableInfo { name: def.name, id });
+    }
+    let unknown_tables: Vec<String> =
+        catalog.iter().filter(|c| !defs.iter().any(|d| d.name == c.name)).map(|c| c.name.clone()).collect();
+    for name in &unknown_tables {
+        tracing::warn!(dir = %dir.display(), table = %name, "table on disk is not in the schema; it is kept as it is");
+    }
+
+    // Load the snapshot and replay the log into one copy of the state.
+    let pos_of: HashMap<u32, usize> = tables.iter().enumerate().map(|(pos, t)| (t.id, pos)).collect();
+    let mut stores: Vec<Box<dyn TableStore>> = defs.iter().map(|d| (d.make)()).collect();
+    let decode_error = |pos: usize, file: &Path, offset: u64, f: DecodeFailure| Error::Decode {
+        table: tables[pos].name.to_string(),
+        what: f.what,
+        file: file.to_path_buf(),
+        offset,
+        message: f.message,
+    };
+    if let Some(snap) = &snap {
+        for (offset, table, key, value) in snap.records() {
+            if let Some(&pos) = pos_of.get(&table) {
+                stores[pos].apply_encoded(key, Some(value)).map_err(|f| decode_error(pos, &snap.path, offset, f))?;
+            }
+        }
+    }
+    for frame in &scanned.frames {
+        let seg = &data[frame.segment];
+        for op in record::ops(frame.payload(seg.bytes)).flatten() {
+            let (table, key, value) = match op {
+                Op::Put { table, key, value } => (table, key, Some(value)),
+                Op::Delete { table, key } => (table, key, None),
+                Op::CreateTable { .. } => continue,
+            };
+            if let Some(&pos) = pos_of.get(&table) {
+                stores[pos].apply_encoded(key, value).map_err(|f| decode_error(pos, seg.path, frame.offset as u64, f))?;
+            }
+        }
+    }
+    let last_seq = scanned.last_seq;
+    drop(data);
+
+    // Cut a torn tail, drop what is obsolete, and open the active segment.
+    let mut keep = segments.len();
+    let mut resume_end = scanned.end as u64;
+    if let Some(cut) = &scanned.cut {
+        tracing::warn!(file = %segments[cut.segment].1.display(), offset = cut.offset, reason = cut.reason, "cutting torn log tail");
+        keep = cut.segment + 1;
+        if cut.offset == 0 {
+            keep = cut.segment;
+        }
+        resume_end = cut.offset as u64;
+    }
+    obsolete.extend(segments.drain(keep..).map(|(_, p)| p));
+    for path in &obsolete {
+        storage.remove(path).map_err(|e| Error::io("remove obsolete file", path, e))?;
+    }
+    if !obsolete.is_empty() {
+        storage.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
+    }
+    let log_bytes: u64 = bytes.iter().take(segments.len()).map(|b| b.len() as u64).sum();
+    drop(bytes);
+    let resumable = scanned.cut.as_ref().is_none_or(|c| c.offset != 0) && !segments.is_empty();
+    let log = match segments.last() {
+        Some((first, path)) if resumable => {
+            LogWriter::resume(storage.clone(), dir, path.clone(), *first, resume_end, last_seq, options.segment_size)?
+        }
+        _ => LogWriter::create(storage.clone(), dir, last_seq + 1, options.segment_size)?,
+    };
+
+    let state = State { tables: stores, seq: last_seq };
+    let (write_handle, read_handle) = left_right::new_from_empty::<State, _>(state);
+    let reader = Reader::new(read_handle.factory());
+    drop(read_handle);
+    let inner = Arc::new(Inner {
+        dir: dir.to_path_buf(),
+        storage: storage.clone(),
+        reader,
+        tables,
+        unknown_tables,
+        writer: Mutex::new(Writer { next_seq: last_seq + 1, pending: Vec::new() }),
+        pipeline: Pipeline::new(dir.to_path_buf(), log, write_handle, last_seq, log_bytes),
+        durability: options.durability,
+        snapshot: Mutex::new(snap.map(|s| (s.seq, s.path))),
+        compact_after: options.compact_after,
+        background: Arc::new(Background::default()),
+        _lock: lock,
+    });
+    let db = Db::start(inner);
+    if !created.is_empty() {
+        db.inner.write(None, |tx| {
+            for &(id, kind, name) in &created {
+                tx.create_table(id, kind, name);
+            }
+            Ok::<_, Error>(())
+        })?;
+    }
+    Ok(db)
+}

@@ -1,0 +1,122 @@
+//! Errors.
+//!
+//! One umbrella [`Error`] that every narrower error converts into. Errors are split the way toyDB splits them:
+//! *deterministic* ones (the same input always fails: a value serde cannot encode, a damaged file) and
+//! *environmental* ones (the disk said no). [`Error::is_environmental`] tells them apart, so a caller can decide
+//! whether retrying after a reopen can help.
+
+use std::io;
+use std::path::PathBuf;
+
+/// A `Result` whose error is Cairn's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in Cairn.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O call failed. The database refuses further writes until it is reopened if this happened on the write
+    /// path (see [`Error::Failed`]).
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What Cairn was doing, for example "fsync log segment".
+        op: &'static str,
+        /// The file or directory it was doing it to.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// A file of the database is damaged where damage cannot be an interrupted write.
+    #[error(transparent)]
+    Corrupt(#[from] Corruption),
+    /// Another process (or another handle in this process) holds the database directory.
+    #[error(
+        "database {path} is locked by another process or another open handle in this one; \
+         close it first (or open it in shared mode once that exists)"
+    )]
+    Locked {
+        /// The database directory.
+        path: PathBuf,
+    },
+    /// An earlier write or fsync failed, so the database no longer knows what reached the disk. It refuses writes
+    /// until it is reopened; reads still see the last state that was known durable.
+    #[error("database {path} refuses writes after an earlier I/O failure ({cause}); reopen it to recover")]
+    Failed {
+        /// The database directory.
+        path: PathBuf,
+        /// The message of the failure that put the database into this state.
+        cause: String,
+    },
+    /// serde could not encode a key or value of a table.
+    #[error("table `{table}`: cannot encode {what}: {message}")]
+    Encode {
+        /// The table name.
+        table: String,
+        /// "key" or "value".
+        what: &'static str,
+        /// What serde said.
+        message: String,
+    },
+    /// A stored key or value does not decode as the table's Rust type.
+    #[error(
+        "table `{table}`: a stored {what} does not decode as the schema's type ({message}) in {file} at offset \
+         {offset}; the schema changed incompatibly, or the file is damaged (run `cairn verify`)"
+    )]
+    Decode {
+        /// The table name.
+        table: String,
+        /// "key" or "value".
+        what: &'static str,
+        /// The file the record was read from.
+        file: PathBuf,
+        /// Where in that file the record starts.
+        offset: u64,
+        /// What serde said.
+        message: String,
+    },
+    /// A write was attempted from inside a read closure of the same thread; it would wait for itself.
+    #[error("cannot write inside a read closure (`read`) on the same thread: finish reading first")]
+    WriteInsideRead,
+    /// A write was attempted through a table handle while this thread runs a transaction closure; it would wait
+    /// for itself. Write through the transaction's tables instead.
+    #[error("cannot write through a table handle inside a transaction closure: use the transaction's tables")]
+    WriteInsideTransaction,
+    /// A single transaction does not fit in one log record.
+    #[error("transaction of {size} bytes exceeds the limit of {limit} bytes for one commit; split it")]
+    TransactionTooLarge {
+        /// The encoded size of the transaction.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+impl Error {
+    /// True for errors caused by the environment (I/O, locks, the failed state) rather than by the data or the call.
+    pub fn is_environmental(&self) -> bool {
+        matches!(self, Error::Io { .. } | Error::Locked { .. } | Error::Failed { .. })
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io { op, path: path.into(), source }
+    }
+}
+
+/// Damage found in a file of the database, with the place it was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file} is damaged at offset {offset}: {what}; run `cairn verify` to see all damage and `cairn salvage` to copy out what is readable")]
+pub struct Corruption {
+    /// The damaged file.
+    pub file: PathBuf,
+    /// The byte offset in that file where the damage starts.
+    pub offset: u64,
+    /// What is wrong there.
+    pub what: String,
+}
+
+impl Corruption {
+    pub(crate) fn new(file: impl Into<PathBuf>, offset: u64, what: impl Into<String>) -> Self {
+        Corruption { file: file.into(), offset, what: what.into() }
+    }
+}

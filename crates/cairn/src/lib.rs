@@ -1,0 +1,88 @@
+//! Cairn is a database for Rust programs whose schema is the program's own Rust types.
+//!
+//! One [`schema!`] declaration gives the program a struct with one typed table per field. All data lives in memory
+//! as Rust values, so a read costs about a `HashMap` lookup and never waits for a writer. Every commit is appended to
+//! a checksummed log and fsynced before it returns (by default); the log is folded into snapshots in the background.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! struct Account {
+//!     email: String,
+//!     balance: i64,
+//! }
+//!
+//! cairn::schema! {
+//!     pub Bank {
+//!         accounts: <String, Account>,
+//!         audit: ordered<u64, String>,
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), cairn::Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let db = Bank::open(dir.path().join("bank"))?;
+//! db.accounts.insert("ada".into(), Account { email: "ada@example.com".into(), balance: 10 })?;
+//! assert_eq!(db.accounts.get("ada").map(|a| a.balance), Some(10));
+//!
+//! // A transaction over two tables: all or nothing.
+//! db.transaction(|tx| {
+//!     tx.accounts.update(&"ada".to_string(), |a| a.balance -= 3)?;
+//!     tx.audit.insert(1, "ada paid 3".into())?;
+//!     Ok::<_, cairn::Error>(())
+//! })?;
+//!
+//! // A consistent read over several tables.
+//! let (balance, entries) = db.read(|r| (r.accounts.get("ada").map(|a| a.balance), r.audit.len()));
+//! assert_eq!((balance, entries), (Some(7), 1));
+//! # Ok(()) }
+//! ```
+//!
+//! See `ARCHITECTURE.md` for how it works and `docs/format.md` for the bytes on disk.
+
+mod db;
+mod error;
+mod format;
+mod log;
+mod options;
+mod schema;
+mod snapshot;
+mod storage;
+mod store;
+mod table;
+mod txn;
+
+/// Declares a schema: a struct with one typed table per field, plus a transaction struct (`NameTxn`) and a read
+/// struct (`NameRead`) with the same fields.
+///
+/// ```text
+/// cairn::schema! {
+///     pub SchemaV1 {
+///         accounts: <Username, Account>,        // a hash table (the default)
+///         events: ordered<u64, Event>,          // an ordered table: range scans in key order
+///     }
+/// }
+/// ```
+/// A table's field name is its identity on disk. Keys and values are any serde types; hash tables need keys that are
+/// `Hash + Eq`, ordered tables keys that are `Ord`.
+pub use cairn_macros::schema;
+
+// Opening a database.
+pub use db::Db;
+pub use options::{Builder, Durability};
+
+// Schemas and tables.
+pub use schema::{Key, Schema, TableDef, TableKind, Value};
+pub use table::{Iter, OrderedTable, OrderedTableRead, Table, TableRead};
+pub use txn::{Transaction, TxnOrderedTable, TxnTable};
+
+// Errors.
+pub use error::{Corruption, Error, Result};
+
+// Storage.
+pub use storage::{FsStorage, Storage, StorageFile};
+
+// Used by the code `schema!` generates.
+#[doc(hidden)]
+pub use table::{FromDb, StateRef};

@@ -1,0 +1,105 @@
+//! Log segment files: naming and the 32-byte segment header. Pure, no I/O.
+//!
+//! ```text
+//! offset size field
+//!  0      8   magic "CAIRNLOG"
+//!  8      4   format version, u32 LE
+//! 12      4   flags, u32 LE (0)
+//! 16      8   first_seq, u64 LE: the sequence number of the segment's first frame
+//! 24      4   reserved (0)
+//! 28      4   CRC32C of bytes 0..28
+//! 32          frames
+//! ```
+
+use crate::format::FORMAT_VERSION;
+
+/// Magic bytes at the start of every log segment.
+pub(crate) const MAGIC: &[u8; 8] = b"CAIRNLOG";
+/// Size of the segment header; the first frame starts here.
+pub(crate) const HEADER_LEN: usize = 32;
+/// File name extension of log segments.
+pub(crate) const EXT: &str = "log";
+
+/// The file name of the segment whose first frame has `first_seq`.
+pub(crate) fn file_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.{EXT}")
+}
+
+/// The header bytes of a new segment.
+pub(crate) fn encode_header(first_seq: u64) -> [u8; HEADER_LEN] {
+    let mut b = [0u8; HEADER_LEN];
+    b[0..8].copy_from_slice(MAGIC);
+    b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    b[16..24].copy_from_slice(&first_seq.to_le_bytes());
+    let crc = crc32c::crc32c(&b[0..28]);
+    b[28..32].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// Why a segment header is not usable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeaderError {
+    /// Fewer than 32 bytes, all of them zero or missing: a segment whose creation was interrupted.
+    Incomplete,
+    /// The bytes are there but wrong.
+    Bad(String),
+}
+
+/// Decodes a segment header, returning its `first_seq`.
+pub(crate) fn decode_header(buf: &[u8]) -> Result<u64, HeaderError> {
+    let Some(h) = buf.get(..HEADER_LEN) else {
+        return Err(if buf.iter().all(|&b| b == 0) || MAGIC.starts_with(buf) {
+            HeaderError::Incomplete
+        } else {
+            HeaderError::Bad("truncated segment header".into())
+        });
+    };
+    if h.iter().all(|&b| b == 0) {
+        return Err(HeaderError::Incomplete);
+    }
+    if &h[0..8] != MAGIC {
+        return Err(HeaderError::Bad("not a Cairn log segment (wrong magic bytes)".into()));
+    }
+    let stored = u32::from_le_bytes(h[28..32].try_into().expect("4 bytes"));
+    if crc32c::crc32c(&h[0..28]) != stored {
+        return Err(HeaderError::Bad("segment header checksum mismatch".into()));
+    }
+    let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
+    if version > FORMAT_VERSION {
+        return Err(HeaderError::Bad(format!(
+            "segment written by format version {version}, this build reads up to {FORMAT_VERSION}; upgrade Cairn"
+        )));
+    }
+    Ok(u64::from_le_bytes(h[16..24].try_into().expect("8 bytes")))
+}
+
+/// Parses a segment file name back into its `first_seq`.
+pub(crate) fn parse_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(EXT)?.strip_suffix('.')?;
+    (stem.len() == 20).then(|| stem.parse().ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip() {
+        let h = encode_header(42);
+        assert_eq!(decode_header(&h), Ok(42));
+        assert_eq!(decode_header(&h[..10]), Err(HeaderError::Bad("truncated segment header".into())));
+        assert_eq!(decode_header(&h[..5]), Err(HeaderError::Incomplete));
+        assert_eq!(decode_header(&[]), Err(HeaderError::Incomplete));
+        let mut bad = h;
+        bad[17] ^= 1;
+        assert!(matches!(decode_header(&bad), Err(HeaderError::Bad(_))));
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(file_name(7), "00000000000000000007.log");
+        assert_eq!(parse_name(&file_name(7)), Some(7));
+        assert_eq!(parse_name("7.log"), None);
+        assert_eq!(parse_name("00000000000000000007.snap"), None);
+    }
+}

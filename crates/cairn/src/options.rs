@@ -1,0 +1,98 @@
+//! Options for opening a database, through [`Builder`].
+
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::schema::Schema;
+use crate::storage::{FsStorage, Storage};
+
+/// When a commit counts as durable, and so when it returns and becomes visible to readers.
+///
+/// | mode | a commit returns after | a crash of the machine can lose |
+/// |---|---|---|
+/// | `Immediate` | its log record is fsynced | nothing that was acknowledged |
+/// | `Periodic(d)` | its log record is written to the OS | the commits of the last `d` or so |
+/// | `None` | its log record is written to the OS | whatever the OS had not written back |
+///
+/// A crash of the process alone (the machine keeps running) loses nothing in any mode: every acknowledged commit was
+/// handed to the OS. Commits become visible in sequence order, so a `None` commit queued behind an `Immediate` one
+/// becomes visible (and returns) once the `Immediate` one is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// The commit returns once its log record is fsynced. The default.
+    #[default]
+    Immediate,
+    /// A background thread fsyncs the log at this interval.
+    Periodic(Duration),
+    /// Cairn never fsyncs the log on its own (it still does at close, at compaction and when a segment fills up).
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) durability: Durability,
+    pub(crate) segment_size: u64,
+    pub(crate) compact_after: Option<u64>,
+    pub(crate) storage: Arc<dyn Storage>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { durability: Durability::Immediate, segment_size: 64 << 20, compact_after: Some(64 << 20), storage: Arc::new(FsStorage) }
+    }
+}
+
+/// Opens a database with options. Get one from the schema: `MySchema::builder()`.
+#[derive(Debug)]
+pub struct Builder<S> {
+    pub(crate) options: Options,
+    _schema: PhantomData<fn() -> S>,
+}
+
+impl<S: Schema> Default for Builder<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Schema> Builder<S> {
+    /// A builder with the defaults: `Immediate` durability, 64 MiB log segments, automatic compaction once 64 MiB of
+    /// log has accumulated since the last snapshot.
+    pub fn new() -> Self {
+        Builder { options: Options::default(), _schema: PhantomData }
+    }
+
+    /// The durability of every commit that does not choose its own.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.options.durability = durability;
+        self
+    }
+
+    /// The size at which the active log segment is closed and a new one started.
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.options.segment_size = bytes.max(4096);
+        self
+    }
+
+    /// Compact in the background once this many bytes of log have accumulated since the last snapshot; `None` turns
+    /// automatic compaction off (`compact()` still works).
+    pub fn compact_after(mut self, bytes: Option<u64>) -> Self {
+        self.options.compact_after = bytes;
+        self
+    }
+
+    /// The storage the database lives on. The default is the file system; tests put a failing one here.
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.options.storage = storage;
+        self
+    }
+
+    /// Opens (or creates) the database in directory `path`.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<S> {
+        let db = crate::db::open::open(self.options, path.as_ref(), S::tables())?;
+        Ok(S::from_db(db))
+    }
+}

@@ -1,0 +1,301 @@
+//! Snapshots: the whole database at one sequence number, in one immutable file.
+//!
+//! ```text
+//! header (32 bytes)
+//!  0  8  magic "CAIRNSNP"
+//!  8  4  format version, u32 LE
+//! 12  4  flags, u32 LE (0)
+//! 16  8  seq: the last transaction folded in, u64 LE
+//! 24  4  reserved (0)
+//! 28  4  CRC32C of bytes 0..28
+//! blocks, each:
+//!  0  4  payload length, u32 LE
+//!  4  4  block kind, u32 LE: 1 catalog, 2 records, 3 end
+//!  8  4  CRC32C of bytes 4..8 and the payload
+//! 12  n  payload
+//! ```
+//! The catalog block holds create-table operations (the log's encoding). Record blocks hold
+//! `table:varint key:bytes value:bytes` sorted by table id, then key bytes. The end block holds the record count and
+//! the number of blocks before it, both u64 LE; a snapshot without it is damaged. Snapshots are written to a
+//! `.tmp` file, fsynced, renamed, and the directory fsynced, so a snapshot that exists under its final name is whole.
+
+pub(crate) mod merge;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Corruption, Error, Result};
+use crate::format::{get_bytes, get_varint, put_bytes, put_varint, FORMAT_VERSION};
+use crate::log::record::{self, Op};
+use crate::schema::TableKind;
+use crate::storage::{Storage, StorageFile};
+
+/// Magic bytes at the start of every snapshot.
+pub(crate) const MAGIC: &[u8; 8] = b"CAIRNSNP";
+/// File name extension of snapshots.
+pub(crate) const EXT: &str = "snap";
+const HEADER_LEN: usize = 32;
+const BLOCK_HEADER_LEN: usize = 12;
+const BLOCK_TARGET: usize = 64 * 1024;
+const KIND_CATALOG: u32 = 1;
+const KIND_RECORDS: u32 = 2;
+const KIND_END: u32 = 3;
+
+/// The file name of the snapshot that ends at `seq`.
+pub(crate) fn file_name(seq: u64) -> String {
+    format!("{seq:020}.{EXT}")
+}
+
+/// Parses a snapshot file name back into its sequence number.
+pub(crate) fn parse_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(EXT)?.strip_suffix('.')?;
+    (stem.len() == 20).then(|| stem.parse().ok()).flatten()
+}
+
+/// One table in a catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CatalogEntry {
+    pub(crate) id: u32,
+    pub(crate) kind: TableKind,
+    pub(crate) name: String,
+}
+
+/// Writes a snapshot to a temporary file and publishes it atomically.
+pub(crate) struct SnapshotWriter {
+    file: Box<dyn StorageFile>,
+    tmp: PathBuf,
+    offset: u64,
+    block: Vec<u8>,
+    records: u64,
+    blocks: u64,
+}
+
+impl SnapshotWriter {
+    /// Starts `tmp` (replacing any leftover) for a snapshot ending at `seq`, with `catalog`.
+    pub(crate) fn create(storage: &dyn Storage, tmp: PathBuf, seq: u64, catalog: &[CatalogEntry]) -> Result<Self> {
+        let file = storage.open_write(&tmp).map_err(|e| Error::io("create snapshot", &tmp, e))?;
+        file.set_len(0).map_err(|e| Error::io("truncate snapshot", &tmp, e))?;
+        let mut header = [0u8; HEADER_LEN];
+        header[0..8].copy_from_slice(MAGIC);
+        header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        header[16..24].copy_from_slice(&seq.to_le_bytes());
+        let crc = crc32c::crc32c(&header[0..28]);
+        header[28..32].copy_from_slice(&crc.to_le_bytes());
+        file.write_all_at(&header, 0).map_err(|e| Error::io("write snapshot", &tmp, e))?;
+        let mut w = SnapshotWriter { file, tmp, offset: HEADER_LEN as u64, block: Vec::with_capacity(BLOCK_TARGET * 2), records: 0, blocks: 0 };
+        for t in catalog {
+            record::put_create(&mut w.block, t.id, t.kind, &t.name);
+        }
+        w.flush_block(KIND_CATALOG)?;
+        Ok(w)
+    }
+
+    /// Appends a record. Records must come sorted by table id, then key bytes.
+    pub(crate) fn record(&mut self, table: u32, key: &[u8], value: &[u8]) -> Result<()> {
+        put_varint(&mut self.block, table.into());
+        put_bytes(&mut self.block, key);
+        put_bytes(&mut self.block, value);
+        self.records += 1;
+        if self.block.len() >= BLOCK_TARGET {
+            self.flush_block(KIND_RECORDS)?;
+        }
+        Ok(())
+    }
+
+    fn flush_block(&mut self, kind: u32) -> Result<()> {
+        let mut header = [0u8; BLOCK_HEADER_LEN];
+        header[0..4].copy_from_slice(&(self.block.len() as u32).to_le_bytes());
+        header[4..8].copy_from_slice(&kind.to_le_bytes());
+        let mut crc = crc32c::crc32c(&header[4..8]);
+        crc = crc32c::crc32c_append(crc, &self.block);
+        header[8..12].copy_from_slice(&crc.to_le_bytes());
+        let mut out = Vec::with_capacity(BLOCK_HEADER_LEN + self.block.len());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&self.block);
+        self.file.write_all_at(&out, self.offset).map_err(|e| Error::io("write snapshot", &self.tmp, e))?;
+        self.offset += out.len() as u64;
+        self.block.clear();
+        self.blocks += 1;
+        Ok(())
+    }
+
+    /// Writes the end block, fsyncs, renames the file to `dest` and fsyncs the directory.
+    pub(crate) fn finish(mut self, storage: &dyn Storage, dest: &Path) -> Result<()> {
+        if !self.block.is_empty() {
+            self.flush_block(KIND_RECORDS)?;
+        }
+        let blocks = self.blocks;
+        self.block.extend_from_slice(&self.records.to_le_bytes());
+        self.block.extend_from_slice(&blocks.to_le_bytes());
+        self.flush_block(KIND_END)?;
+        self.file.sync_all().map_err(|e| Error::io("fsync snapshot", &self.tmp, e))?;
+        drop(self.file);
+        storage.rename(&self.tmp, dest).map_err(|e| Error::io("rename snapshot into place", dest, e))?;
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        storage.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
+        Ok(())
+    }
+}
+
+/// A snapshot read into memory and checked from end to end.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) path: PathBuf,
+    pub(crate) seq: u64,
+    pub(crate) catalog: Vec<CatalogEntry>,
+    bytes: Vec<u8>,
+    /// (offset, length) of each record block's payload.
+    record_blocks: Vec<(usize, usize)>,
+    pub(crate) record_count: u64,
+}
+
+impl Snapshot {
+    /// Reads and verifies the snapshot at `path`: every checksum, the record count, the order of records.
+    pub(crate) fn read(storage: &dyn Storage, path: &Path) -> Result<Self> {
+        let bytes = storage.read_all(path).map_err(|e| Error::io("read snapshot", path, e))?;
+        Self::parse(path, bytes).map_err(Error::from)
+    }
+
+    pub(crate) fn parse(path: &Path, bytes: Vec<u8>) -> Result<Self, Corruption> {
+        let damaged = |offset: usize, what: &str| Corruption::new(path, offset as u64, what.to_string());
+        let header = bytes.get(..HEADER_LEN).ok_or_else(|| damaged(0, "snapshot shorter than its header"))?;
+        if &header[0..8] != MAGIC {
+            return Err(damaged(0, "not a Cairn snapshot (wrong magic bytes)"));
+        }
+        if crc32c::crc32c(&header[0..28]) != u32::from_le_bytes(header[28..32].try_into().expect("4 bytes")) {
+            return Err(damaged(0, "snapshot header checksum mismatch"));
+        }
+        let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+        if version > FORMAT_VERSION {
+            return Err(damaged(8, &format!("snapshot written by format version {version}, this build reads up to {FORMAT_VERSION}; upgrade Cairn")));
+        }
+        let seq = u64::from_le_bytes(header[16..24].try_into().expect("8 bytes"));
+        let mut snap = Snapshot { path: path.to_path_buf(), seq, catalog: Vec::new(), bytes: Vec::new(), record_blocks: Vec::new(), record_count: 0 };
+        let mut pos = HEADER_LEN;
+        let mut blocks = 0u64;
+        let mut last: Option<(u32, &[u8])> = None;
+        loop {
+            let h = bytes.get(pos..pos + BLOCK_HEADER_LEN).ok_or_else(|| damaged(pos, "snapshot ends without its end block"))?;
+            let len = u32::from_le_bytes(h[0..4].try_into().expect("4 bytes")) as usize;
+            let kind = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
+            let stored = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
+            let start = pos + BLOCK_HEADER_LEN;
+            let payload = bytes.get(start..start + len).ok_or_else(|| damaged(pos, "snapshot block runs past the end of the file"))?;
+            if crc32c::crc32c_append(crc32c::crc32c(&h[4..8]), payload) != stored {
+                return Err(damaged(pos, "snapshot block checksum mismatch"));
+            }
+            match kind {
+                KIND_CATALOG if blocks == 0 => {
+                    for op in record::ops(payload) {
+                        match op {
+                            Ok(Op::CreateTable { table, kind, name }) => snap.catalog.push(CatalogEntry { id: table, kind, name: name.to_string() }),
+                            Ok(_) | Err(_) => return Err(damaged(start, "malformed catalog entry")),
+                        }
+                    }
+                }
+                KIND_RECORDS if blocks > 0 => {
+                    let mut p = 0;
+                    while p < payload.len() {
+                        let (table, key, _) = next_record(payload, &mut p).ok_or_else(|| damaged(start + p, "malformed snapshot record"))?;
+                        if last.is_some_and(|l| l >= (table, key)) {
+                            return Err(damaged(start + p, "snapshot records out of order"));
+                        }
+                        last = Some((table, key));
+                        snap.record_count += 1;
+                    }
+                    snap.record_blocks.push((start, len));
+                }
+                KIND_END => {
+                    let counts = (payload.len() == 16).then(|| {
+                        (u64::from_le_bytes(payload[0..8].try_into().expect("8 bytes")), u64::from_le_bytes(payload[8..16].try_into().expect("8 bytes")))
+                    });
+                    if counts != Some((snap.record_count, blocks)) {
+                        return Err(damaged(pos, "snapshot end block does not match its contents"));
+                    }
+                    if start + len != bytes.len() {
+                        return Err(damaged(start + len, "bytes after the snapshot's end block"));
+                    }
+                    break;
+                }
+                _ => return Err(damaged(pos, "unknown or misplaced snapshot block")),
+            }
+            blocks += 1;
+            pos = start + len;
+        }
+        snap.bytes = bytes;
+        Ok(snap)
+    }
+
+    /// Every record, in order: (offset in the file, table id, key, value).
+    pub(crate) fn records(&self) -> impl Iterator<Item = (u64, u32, &[u8], &[u8])> + '_ {
+        self.record_blocks.iter().flat_map(move |&(start, len)| {
+            let payload = &self.bytes[start..start + len];
+            let mut p = 0;
+            std::iter::from_fn(move || {
+                if p >= payload.len() {
+                    return None;
+                }
+                let at = (start + p) as u64;
+                next_record(payload, &mut p).map(|(t, k, v)| (at, t, k, v))
+            })
+        })
+    }
+}
+
+fn next_record<'a>(buf: &'a [u8], pos: &mut usize) -> Option<(u32, &'a [u8], &'a [u8])> {
+    let table = u32::try_from(get_varint(buf, pos)?).ok()?;
+    let key = get_bytes(buf, pos)?;
+    let value = get_bytes(buf, pos)?;
+    Some((table, key, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::FsStorage;
+
+    fn write(dir: &Path, records: &[(u32, &[u8], &[u8])]) -> PathBuf {
+        let catalog = vec![CatalogEntry { id: 1, kind: TableKind::Hash, name: "a".into() }];
+        let dest = dir.join(file_name(9));
+        let mut w = SnapshotWriter::create(&FsStorage, dir.join("x.tmp"), 9, &catalog).unwrap();
+        for (t, k, v) in records {
+            w.record(*t, k, v).unwrap();
+        }
+        w.finish(&FsStorage, &dest).unwrap();
+        dest
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = vec![7u8; 100_000];
+        let path = write(dir.path(), &[(1, b"a", b"1"), (1, b"b", &big), (2, b"a", b"")]);
+        let snap = Snapshot::read(&FsStorage, &path).unwrap();
+        assert_eq!(snap.seq, 9);
+        assert_eq!(snap.catalog[0].name, "a");
+        let got: Vec<_> = snap.records().map(|(_, t, k, v)| (t, k.to_vec(), v.len())).collect();
+        assert_eq!(got, vec![(1, b"a".to_vec(), 1), (1, b"b".to_vec(), 100_000), (2, b"a".to_vec(), 0)]);
+        assert!(!dir.path().join("x.tmp").exists());
+    }
+
+    #[test]
+    fn every_flip_and_truncation_is_reported_with_an_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), &[(1, b"a", b"1"), (1, b"b", b"22")]);
+        let good = std::fs::read(&path).unwrap();
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x01;
+            let err = Snapshot::parse(&path, bad).unwrap_err();
+            assert!(err.offset as usize <= good.len(), "flip at {i}");
+        }
+        for cut in 0..good.len() {
+            assert!(Snapshot::parse(&path, good[..cut].to_vec()).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(parse_name(&file_name(12)), Some(12));
+        assert_eq!(parse_name("00000000000000000012.snap.tmp"), None);
+    }
+}

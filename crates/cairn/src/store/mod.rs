@@ -1,0 +1,106 @@
+//! The in-memory tables and how readers see them.
+//!
+//! Every table keeps its records as `Arc<Entry<K, V>>`, and the whole database state (all tables) exists twice,
+//! in the two copies of a left-right pair (`left_right`): readers read one copy without locks or waiting, the
+//! commit path applies a transaction to the other copy, swaps the two atomically, then applies it again to the
+//! first once its last reader has left. Both copies share the same `Arc<Entry>`s, so records are stored once and only
+//! the index (a hash table or B-tree of pointers) is doubled. A swap publishes all tables at once, so a reader never
+//! sees half of a transaction. ARCHITECTURE.md records the measurements behind this choice.
+
+pub(crate) mod hash;
+pub(crate) mod ordered;
+pub(crate) mod read;
+pub(crate) mod state;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::schema::TableKind;
+
+/// A record, shared by both copies of the state and by write sets.
+#[derive(Debug)]
+pub(crate) struct Entry<K, V> {
+    pub(crate) key: K,
+    pub(crate) value: V,
+}
+
+/// A shared record.
+pub(crate) type Shared<K, V> = Arc<Entry<K, V>>;
+
+/// A typed table store.
+pub(crate) trait Store: Clone + Default + Send + Sync + 'static {
+    type K: Clone + Serialize + DeserializeOwned + Send + Sync + 'static;
+    type V: Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// The last write per key of one transaction to this table.
+    type Writes: WriteSet<Self::K, Self::V>;
+    const KIND: TableKind;
+
+    fn find(&self, key: &Self::K) -> Option<&Shared<Self::K, Self::V>>;
+    fn put(&mut self, entry: Shared<Self::K, Self::V>);
+    fn delete(&mut self, key: &Self::K);
+    fn len(&self) -> usize;
+    fn entries(&self) -> impl Iterator<Item = &Shared<Self::K, Self::V>> + '_;
+}
+
+/// The writes of one transaction to one table: the last write per key (`None` = removed).
+pub(crate) trait WriteSet<K, V>: Default + Send + Sync + 'static {
+    fn put(&mut self, entry: Shared<K, V>);
+    fn delete(&mut self, key: K);
+    /// `Some(None)` if the key was removed, `Some(Some(e))` if written, `None` if untouched.
+    fn get(&self, key: &K) -> Option<Option<&Shared<K, V>>>;
+    fn for_each(&self, f: &mut dyn FnMut(&K, Option<&Shared<K, V>>));
+}
+
+/// Why an encoded record did not decode.
+#[derive(Debug)]
+pub(crate) struct DecodeFailure {
+    pub(crate) what: &'static str,
+    pub(crate) message: String,
+}
+
+/// What the state needs of a table without knowing its types.
+pub(crate) trait TableStore: Any + Send + Sync {
+    /// Applies a transaction's write set (`S::Writes` behind `Any`).
+    fn apply(&mut self, writes: &(dyn Any + Send + Sync));
+    /// Applies one encoded operation from the log or a snapshot.
+    fn apply_encoded(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), DecodeFailure>;
+    fn clone_boxed(&self) -> Box<dyn TableStore>;
+}
+
+/// Decodes a whole postcard value; trailing bytes are an error.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, DecodeFailure> {
+    match postcard::take_from_bytes::<T>(bytes) {
+        Ok((v, [])) => Ok(v),
+        Ok((_, rest)) => Err(DecodeFailure { what, message: format!("{} bytes left over after decoding", rest.len()) }),
+        Err(e) => Err(DecodeFailure { what, message: e.to_string() }),
+    }
+}
+
+impl<S: Store> TableStore for S {
+    fn apply(&mut self, writes: &(dyn Any + Send + Sync)) {
+        let writes = writes.downcast_ref::<S::Writes>().expect("write set type matches its table");
+        writes.for_each(&mut |k, e| match e {
+            Some(e) => self.put(e.clone()),
+            None => self.delete(k),
+        });
+    }
+
+    fn apply_encoded(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), DecodeFailure> {
+        let key: S::K = decode(key, "key")?;
+        match value {
+            Some(v) => {
+                let value: S::V = decode(v, "value")?;
+                self.put(Arc::new(Entry { key, value }));
+            }
+            None => self.delete(&key),
+        }
+        Ok(())
+    }
+
+    fn clone_boxed(&self) -> Box<dyn TableStore> {
+        Box::new(self.clone())
+    }
+}

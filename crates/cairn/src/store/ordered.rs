@@ -1,0 +1,108 @@
+//! Ordered tables: a `BTreeMap` from key to shared entry.
+
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+use std::ops::RangeBounds;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{Shared, Store, WriteSet};
+use crate::schema::TableKind;
+
+/// The records of an ordered table.
+pub(crate) struct OrderedStore<K, V>(BTreeMap<K, Shared<K, V>>);
+
+impl<K: Clone, V> Clone for OrderedStore<K, V> {
+    fn clone(&self) -> Self {
+        OrderedStore(self.0.clone())
+    }
+}
+
+impl<K, V> Default for OrderedStore<K, V> {
+    fn default() -> Self {
+        OrderedStore(BTreeMap::new())
+    }
+}
+
+impl<K: Ord, V> OrderedStore<K, V> {
+    /// Looks a key up by any borrowed form of it.
+    pub(crate) fn find_by<Q: Ord + ?Sized>(&self, key: &Q) -> Option<&Shared<K, V>>
+    where
+        K: Borrow<Q>,
+    {
+        self.0.get(key)
+    }
+
+    /// The entries whose keys fall in `range`, in order.
+    pub(crate) fn range<Q: Ord + ?Sized, R: RangeBounds<Q>>(&self, range: R) -> impl DoubleEndedIterator<Item = &Shared<K, V>> + '_
+    where
+        K: Borrow<Q>,
+    {
+        self.0.range::<Q, R>(range).map(|(_, e)| e)
+    }
+}
+
+impl<K, V> Store for OrderedStore<K, V>
+where
+    K: Clone + Ord + Serialize + DeserializeOwned + Send + Sync + 'static,
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    type K = K;
+    type V = V;
+    type Writes = OrderedWrites<K, V>;
+    const KIND: TableKind = TableKind::Ordered;
+
+    fn find(&self, key: &K) -> Option<&Shared<K, V>> {
+        self.0.get(key)
+    }
+
+    fn put(&mut self, entry: Shared<K, V>) {
+        self.0.insert(entry.key.clone(), entry);
+    }
+
+    fn delete(&mut self, key: &K) {
+        self.0.remove(key);
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &Shared<K, V>> + '_ {
+        self.0.values()
+    }
+}
+
+/// A transaction's writes to an ordered table.
+pub(crate) struct OrderedWrites<K, V>(pub(crate) BTreeMap<K, Option<Shared<K, V>>>);
+
+impl<K, V> Default for OrderedWrites<K, V> {
+    fn default() -> Self {
+        OrderedWrites(BTreeMap::new())
+    }
+}
+
+impl<K, V> WriteSet<K, V> for OrderedWrites<K, V>
+where
+    K: Clone + Ord + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    fn put(&mut self, entry: Shared<K, V>) {
+        self.0.insert(entry.key.clone(), Some(entry));
+    }
+
+    fn delete(&mut self, key: K) {
+        self.0.insert(key, None);
+    }
+
+    fn get(&self, key: &K) -> Option<Option<&Shared<K, V>>> {
+        self.0.get(key).map(Option::as_ref)
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(&K, Option<&Shared<K, V>>)) {
+        for (k, e) in &self.0 {
+            f(k, e.as_ref());
+        }
+    }
+}

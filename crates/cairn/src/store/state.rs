@@ -1,0 +1,60 @@
+//! The database state that readers see: every table, at one sequence number.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use left_right::Absorb;
+
+use super::{Store, TableStore};
+
+/// All tables of the schema, by position, as of transaction `seq`.
+pub(crate) struct State {
+    pub(crate) tables: Vec<Box<dyn TableStore>>,
+    pub(crate) seq: u64,
+}
+
+impl Clone for State {
+    fn clone(&self) -> Self {
+        State { tables: self.tables.iter().map(|t| t.clone_boxed()).collect(), seq: self.seq }
+    }
+}
+
+impl State {
+    /// The table at `pos`, with the store type it was opened with.
+    pub(crate) fn table<S: Store>(&self, pos: usize) -> &S {
+        let table: &dyn Any = &*self.tables[pos];
+        table.downcast_ref::<S>().expect("a table's store type is fixed when the database opens")
+    }
+}
+
+/// A committed transaction on its way to readers: its sequence number and a write set per table it touched.
+pub(crate) struct Committed {
+    pub(crate) seq: u64,
+    pub(crate) writes: Vec<(usize, Box<dyn Any + Send + Sync>)>,
+}
+
+impl Committed {
+    /// This transaction's writes to the table at `pos`, if it has any.
+    pub(crate) fn writes<S: Store>(&self, pos: usize) -> Option<&S::Writes> {
+        self.writes.iter().find(|(p, _)| *p == pos).and_then(|(_, w)| w.downcast_ref::<S::Writes>())
+    }
+}
+
+impl Absorb<Arc<Committed>> for State {
+    fn absorb_first(&mut self, op: &mut Arc<Committed>, _other: &Self) {
+        for (pos, writes) in &op.writes {
+            self.tables[*pos].apply(&**writes);
+        }
+        self.seq = op.seq;
+    }
+
+    fn absorb_second(&mut self, mut op: Arc<Committed>, other: &Self) {
+        self.absorb_first(&mut op, other);
+    }
+
+    fn sync_with(&mut self, first: &Self) {
+        *self = first.clone();
+    }
+
+    fn drop_first(self: Box<Self>) {}
+}

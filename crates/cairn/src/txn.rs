@@ -1,0 +1,311 @@
+//! Transactions: a closure that receives the schema's tables, reads its own writes, and commits atomically.
+//!
+//! A transaction runs under the writer lock, so transactions are serializable: each sees every transaction committed
+//! before it (published or still queued for its fsync) and nothing of those after. Its reads look, in order, at its own
+//! writes, at the transactions queued but not yet published (newest first), and at the published state. Its writes are
+//! encoded into one log record as they happen and kept as a typed write set per table; nothing reaches the log or the
+//! readers unless the closure returns `Ok`. An `Err` or a panic drops them.
+
+use std::any::Any;
+use std::borrow::Borrow;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::ops::RangeBounds;
+use std::sync::Arc;
+
+use crate::db::Inner;
+use crate::error::{Error, Result};
+use crate::log::record;
+use crate::schema::{Key, TableKind, Value};
+use crate::store::hash::HashStore;
+use crate::store::ordered::OrderedStore;
+use crate::store::state::Committed;
+use crate::store::{Entry, Shared, Store, WriteSet};
+
+thread_local! {
+    static IN_TRANSACTION: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True while this thread runs a transaction closure.
+pub(crate) fn in_transaction() -> bool {
+    IN_TRANSACTION.with(Cell::get)
+}
+
+struct TxnFlag;
+
+impl TxnFlag {
+    fn set() -> Self {
+        IN_TRANSACTION.with(|f| f.set(true));
+        TxnFlag
+    }
+}
+
+impl Drop for TxnFlag {
+    fn drop(&mut self) {
+        IN_TRANSACTION.with(|f| f.set(false));
+    }
+}
+
+type AnyWrites = Box<dyn Any + Send + Sync>;
+
+/// An open transaction, untyped. The `schema!` struct's transaction type wraps it with one typed table per field.
+pub struct Transaction<'t> {
+    inner: &'t Inner,
+    pending: &'t [Arc<Committed>],
+    writes: RefCell<Vec<Option<AnyWrites>>>,
+    payload: RefCell<Vec<u8>>,
+    scratch: RefCell<Vec<u8>>,
+    _flag: TxnFlag,
+}
+
+impl fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transaction").field("bytes", &self.payload.borrow().len()).finish_non_exhaustive()
+    }
+}
+
+impl<'t> Transaction<'t> {
+    pub(crate) fn new(inner: &'t Inner, pending: &'t [Arc<Committed>]) -> Self {
+        Transaction {
+            inner,
+            pending,
+            writes: RefCell::new((0..inner.tables.len()).map(|_| None).collect()),
+            payload: RefCell::new(Vec::new()),
+            scratch: RefCell::new(Vec::new()),
+            _flag: TxnFlag::set(),
+        }
+    }
+
+    /// The encoded record and the write sets of the tables written.
+    pub(crate) fn into_parts(self) -> (Vec<u8>, Vec<(usize, AnyWrites)>) {
+        let Transaction { writes, payload, .. } = self;
+        let writes = writes.into_inner().into_iter().enumerate().filter_map(|(pos, w)| w.map(|w| (pos, w))).collect();
+        (payload.into_inner(), writes)
+    }
+
+    pub(crate) fn create_table(&self, id: u32, kind: TableKind, name: &str) {
+        record::put_create(&mut self.payload.borrow_mut(), id, kind, name);
+    }
+
+    fn table_name(&self, pos: usize) -> &'static str {
+        self.inner.tables[pos].name
+    }
+
+    /// The current entry for `key`: own writes, then queued transactions, then the published state.
+    fn lookup<S: Store>(&self, pos: usize, key: &S::K) -> Option<Shared<S::K, S::V>> {
+        if let Some(w) = self.writes.borrow()[pos].as_ref() {
+            let w = w.downcast_ref::<S::Writes>().expect("write set type matches its table");
+            if let Some(hit) = w.get(key) {
+                return hit.cloned();
+            }
+        }
+        for c in self.pending.iter().rev() {
+            if let Some(hit) = c.writes::<S>(pos).and_then(|w| w.get(key)) {
+                return hit.cloned();
+            }
+        }
+        self.inner.read(|state| state.table::<S>(pos).find(key).cloned())
+    }
+
+    fn with_writes<S: Store, R>(&self, pos: usize, f: impl FnOnce(&mut S::Writes) -> R) -> R {
+        let mut writes = self.writes.borrow_mut();
+        let slot = writes[pos].get_or_insert_with(|| Box::new(S::Writes::default()));
+        f(slot.downcast_mut::<S::Writes>().expect("write set type matches its table"))
+    }
+
+    fn encode_err(&self, pos: usize, what: &'static str, e: postcard::Error) -> Error {
+        Error::Encode { table: self.table_name(pos).to_string(), what, message: e.to_string() }
+    }
+
+    fn put<S: Store>(&self, pos: usize, key: S::K, value: S::V) -> Result<()> {
+        {
+            let mut payload = self.payload.borrow_mut();
+            let mut scratch = self.scratch.borrow_mut();
+            let start = payload.len();
+            record::begin_put(&mut payload, self.inner.tables[pos].id);
+            let encoded = record::put_serialized(&mut payload, &mut scratch, &key)
+                .map_err(|e| self.encode_err(pos, "key", e))
+                .and_then(|()| record::put_serialized(&mut payload, &mut scratch, &value).map_err(|e| self.encode_err(pos, "value", e)));
+            if let Err(e) = encoded {
+                payload.truncate(start);
+                return Err(e);
+            }
+        }
+        self.with_writes::<S, _>(pos, |w| w.put(Arc::new(Entry { key, value })));
+        Ok(())
+    }
+
+    fn delete<S: Store>(&self, pos: usize, key: &S::K) -> Result<()> {
+        {
+            let mut payload = self.payload.borrow_mut();
+            let mut scratch = self.scratch.borrow_mut();
+            let start = payload.len();
+            record::begin_delete(&mut payload, self.inner.tables[pos].id);
+            if let Err(e) = record::put_serialized(&mut payload, &mut scratch, key) {
+                payload.truncate(start);
+                return Err(self.encode_err(pos, "key", e));
+            }
+        }
+        self.with_writes::<S, _>(pos, |w| w.delete(key.clone()));
+        Ok(())
+    }
+
+    /// Every entry as this transaction sees it, in no particular order.
+    fn entries<S: Store>(&self, pos: usize) -> Vec<Shared<S::K, S::V>> {
+        let writes = self.writes.borrow();
+        let own = writes[pos].as_ref().and_then(|w| w.downcast_ref::<S::Writes>());
+        let layers: Vec<&S::Writes> = own.into_iter().chain(self.pending.iter().rev().filter_map(|c| c.writes::<S>(pos))).collect();
+        let shadowed = |k: &S::K, upto: usize| layers[..upto].iter().any(|l| l.get(k).is_some());
+        let mut out: Vec<Shared<S::K, S::V>> = self.inner.read(|state| {
+            state.table::<S>(pos).entries().filter(|e| !shadowed(&e.key, layers.len())).cloned().collect()
+        });
+        for (i, layer) in layers.iter().enumerate() {
+            layer.for_each(&mut |k, e| {
+                if let Some(e) = e {
+                    if !shadowed(k, i) {
+                        out.push(e.clone());
+                    }
+                }
+            });
+        }
+        out
+    }
+}
+
+macro_rules! txn_table_methods {
+    ($store:ident) => {
+        /// The value for `key`, as this transaction sees it (its own writes included).
+        pub fn get(&self, key: &K) -> Option<V>
+        where
+            V: Clone,
+        {
+            self.tx.lookup::<$store<K, V>>(self.pos, key).map(|e| e.value.clone())
+        }
+
+        /// Lends the value for `key` to `f`.
+        pub fn get_with<R>(&self, key: &K, f: impl FnOnce(&V) -> R) -> Option<R> {
+            self.tx.lookup::<$store<K, V>>(self.pos, key).map(|e| f(&e.value))
+        }
+
+        /// Whether `key` is present, as this transaction sees it.
+        pub fn contains_key(&self, key: &K) -> bool {
+            self.tx.lookup::<$store<K, V>>(self.pos, key).is_some()
+        }
+
+        /// Inserts or replaces the value for `key`.
+        pub fn insert(&self, key: K, value: V) -> Result<()> {
+            self.tx.put::<$store<K, V>>(self.pos, key, value)
+        }
+
+        /// Removes `key`, returning its value if it was present.
+        pub fn remove(&self, key: &K) -> Result<Option<V>>
+        where
+            V: Clone,
+        {
+            let old = self.get(key);
+            if old.is_some() {
+                self.tx.delete::<$store<K, V>>(self.pos, key)?;
+            }
+            Ok(old)
+        }
+
+        /// Changes the value for `key` in place (on a copy that replaces it); `None` if the key is absent.
+        pub fn update<R>(&self, key: &K, f: impl FnOnce(&mut V) -> R) -> Result<Option<R>>
+        where
+            V: Clone,
+        {
+            let Some(mut value) = self.get(key) else { return Ok(None) };
+            let r = f(&mut value);
+            self.tx.put::<$store<K, V>>(self.pos, key.clone(), value)?;
+            Ok(Some(r))
+        }
+
+        /// The number of records, as this transaction sees it. Costs a pass over the table.
+        pub fn len(&self) -> usize {
+            self.tx.entries::<$store<K, V>>(self.pos).len()
+        }
+
+        /// Whether the table is empty, as this transaction sees it.
+        pub fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+    };
+}
+
+/// A hash table inside a transaction.
+pub struct TxnTable<'t, K, V> {
+    tx: &'t Transaction<'t>,
+    pos: usize,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+/// An ordered table inside a transaction.
+pub struct TxnOrderedTable<'t, K, V> {
+    tx: &'t Transaction<'t>,
+    pos: usize,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<'t, K, V> TxnTable<'t, K, V> {
+    /// Used by `schema!`.
+    #[doc(hidden)]
+    pub fn __new(tx: &'t Transaction<'t>, pos: usize) -> Self {
+        TxnTable { tx, pos, _types: PhantomData }
+    }
+}
+
+impl<'t, K, V> TxnOrderedTable<'t, K, V> {
+    /// Used by `schema!`.
+    #[doc(hidden)]
+    pub fn __new(tx: &'t Transaction<'t>, pos: usize) -> Self {
+        TxnOrderedTable { tx, pos, _types: PhantomData }
+    }
+}
+
+impl<K, V> TxnTable<'_, K, V>
+where
+    K: Key + Hash + Eq,
+    V: Value,
+{
+    txn_table_methods!(HashStore);
+
+    /// Every record as this transaction sees it, in no particular order (copies).
+    pub fn iter(&self) -> impl Iterator<Item = (K, V)>
+    where
+        V: Clone,
+    {
+        self.tx.entries::<HashStore<K, V>>(self.pos).into_iter().map(|e| (e.key.clone(), e.value.clone()))
+    }
+}
+
+impl<K, V> TxnOrderedTable<'_, K, V>
+where
+    K: Key + Ord,
+    V: Value,
+{
+    txn_table_methods!(OrderedStore);
+
+    /// Every record as this transaction sees it, in key order (copies).
+    pub fn iter(&self) -> impl Iterator<Item = (K, V)>
+    where
+        V: Clone,
+    {
+        self.range::<K, _>(..)
+    }
+
+    /// The records whose keys fall in `range`, in key order, as this transaction sees them (copies).
+    pub fn range<Q, R>(&self, range: R) -> impl Iterator<Item = (K, V)>
+    where
+        V: Clone,
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+        R: RangeBounds<Q>,
+    {
+        let mut entries = self.tx.entries::<OrderedStore<K, V>>(self.pos);
+        entries.retain(|e| range.contains(e.key.borrow()));
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        entries.into_iter().map(|e| (e.key.clone(), e.value.clone()))
+    }
+}

@@ -1,0 +1,79 @@
+//! An explicit migration: copy a `SchemaV1` database into a `SchemaV2` one through `From` conversions.
+//!
+//! Compatible changes need no migration (see docs/schema-evolution.md once it exists); this is the path for a change
+//! that is not compatible, here splitting a `name` field in two and changing a key type.
+//! Run: `cargo run --example migrate`.
+
+use serde::{Deserialize, Serialize};
+
+mod v1 {
+    use super::*;
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Account {
+        pub name: String,
+        pub balance: i32,
+    }
+
+    cairn::schema! {
+        /// The old schema.
+        pub SchemaV1 {
+            /// Accounts by number.
+            accounts: <u32, Account>,
+        }
+    }
+}
+
+mod v2 {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Account {
+        pub first_name: String,
+        pub last_name: String,
+        pub balance: i64,
+    }
+
+    cairn::schema! {
+        /// The new schema.
+        pub SchemaV2 {
+            /// Accounts by number, in order.
+            accounts: ordered<u64, Account>,
+        }
+    }
+}
+
+impl From<v1::Account> for v2::Account {
+    fn from(a: v1::Account) -> Self {
+        let (first, last) = a.name.split_once(' ').unwrap_or((&a.name, ""));
+        v2::Account { first_name: first.to_string(), last_name: last.to_string(), balance: a.balance.into() }
+    }
+}
+
+fn main() -> Result<(), cairn::Error> {
+    let dir = std::env::temp_dir().join(format!("cairn-migrate-{}", std::process::id()));
+    let old = v1::SchemaV1::open(dir.join("v1"))?;
+    old.transaction(|tx| {
+        tx.accounts.insert(1, v1::Account { name: "Ada Lovelace".into(), balance: 10 })?;
+        tx.accounts.insert(2, v1::Account { name: "Alan Turing".into(), balance: 20 })?;
+        Ok::<_, cairn::Error>(())
+    })?;
+
+    // The whole copy is one transaction: the new database has all of it or none of it.
+    let new = v2::SchemaV2::open(dir.join("v2"))?;
+    new.transaction(|tx| {
+        for (id, account) in old.accounts.iter() {
+            tx.accounts.insert(id.into(), account.into())?;
+        }
+        Ok::<_, cairn::Error>(())
+    })?;
+    drop(old);
+
+    for (id, a) in new.accounts.iter() {
+        println!("{id}: {} {} has {}", a.first_name, a.last_name, a.balance);
+    }
+    assert_eq!(new.accounts.len(), 2);
+    println!("migrated; it is now safe to delete {}", dir.join("v1").display());
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
