@@ -10,14 +10,14 @@ mod v1 {
     use super::*;
 
     #[derive(Debug, Clone, Serialize, Deserialize)]
-    pub struct Account {
-        pub name: String,
-        pub balance: i32,
+    pub(crate) struct Account {
+        pub(crate) name: String,
+        pub(crate) balance: i32,
     }
 
     cairn::schema! {
         /// The old schema.
-        pub SchemaV1 {
+        pub(crate) SchemaV1 {
             /// Accounts by number.
             accounts: <u32, Account>,
         }
@@ -28,15 +28,15 @@ mod v2 {
     use super::*;
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    pub struct Account {
-        pub first_name: String,
-        pub last_name: String,
-        pub balance: i64,
+    pub(crate) struct Account {
+        pub(crate) first_name: String,
+        pub(crate) last_name: String,
+        pub(crate) balance: i64,
     }
 
     cairn::schema! {
         /// The new schema.
-        pub SchemaV2 {
+        pub(crate) SchemaV2 {
             /// Accounts by number, in order.
             accounts: ordered<u64, Account>,
         }

@@ -2,9 +2,11 @@
 //! files only, see `snapshot::merge`), then remove what the new snapshot replaces.
 //!
 //! Writers pause only while the active segment is closed and the next one created (an fsync and a file creation);
-//! readers never pause. A crash at any point leaves either the old snapshot and all its segments, or the new snapshot
-//! (plus leftovers that the next open removes).
+//! readers never pause. The new snapshot becomes the base of the next compaction the moment its rename is durable,
+//! before anything is removed: a crash or an I/O error during the removals leaves files that the next open (or the
+//! next compaction) recognizes as covered by the snapshot and removes.
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use super::Inner;
@@ -18,34 +20,43 @@ impl Inner {
         let mut current = self.snapshot.lock();
         let active_first = self.pipeline.roll()?;
         let upto = active_first - 1;
-        let old_seq = current.as_ref().map_or(0, |(seq, _)| *seq);
-        if upto <= old_seq {
+        let base_seq = current.as_ref().map_or(0, |(seq, _)| *seq);
+        if upto <= base_seq {
             return Ok(());
         }
         let names = self.storage.list(&self.dir).map_err(|e| Error::io("list database directory", &self.dir, e))?;
-        let mut segments: Vec<(u64, std::path::PathBuf)> = names
+        let mut closed: Vec<(u64, PathBuf)> = names
             .iter()
             .filter_map(|n| segment::parse_name(n).map(|first| (first, self.dir.join(n))))
             .filter(|(first, _)| *first < active_first)
             .collect();
-        segments.sort();
-        let paths: Vec<_> = segments.iter().map(|(_, p)| p.clone()).collect();
-        let old_path = current.as_ref().map(|(_, p)| p.clone());
-        let folded = merge::fold(&*self.storage, &self.dir, old_path.as_deref(), &paths, upto)?;
-        let mut freed = 0u64;
-        for path in &paths {
-            if let Ok(file) = self.storage.open_read(path) {
-                freed += file.len().unwrap_or(0);
-            }
-            self.storage.remove(path).map_err(|e| Error::io("remove compacted log segment", path, e))?;
+        closed.sort();
+        // Segments whose frames the base snapshot already holds are leftovers: skip them, remove them below.
+        let mut leftovers = Vec::new();
+        while closed.len() >= 2 && closed[1].0 <= base_seq + 1 {
+            leftovers.push(closed.remove(0).1);
         }
-        if let Some(old) = &old_path {
-            self.storage.remove(old).map_err(|e| Error::io("remove replaced snapshot", old, e))?;
-        }
-        self.storage.sync_dir(&self.dir).map_err(|e| Error::io("fsync directory", &self.dir, e))?;
-        let _ = self.pipeline.log_bytes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| Some(b.saturating_sub(freed)));
+        let paths: Vec<PathBuf> = closed.into_iter().map(|(_, p)| p).collect();
+        let base_path = current.as_ref().map(|(_, p)| p.clone());
+        let folded = merge::fold(&*self.storage, &self.dir, base_path.as_deref(), &paths, upto)?;
+        *current = Some((folded.seq, folded.path.clone()));
         tracing::debug!(dir = %self.dir.display(), seq = folded.seq, records = folded.records, "compacted");
-        *current = Some((folded.seq, folded.path));
-        Ok(())
+
+        let mut freed = 0u64;
+        let mut first_error = None;
+        for path in leftovers.iter().chain(&paths).chain(base_path.iter()) {
+            let size = self.storage.open_read(path).and_then(|f| f.len()).unwrap_or(0);
+            match self.storage.remove(path) {
+                Ok(()) => freed += size,
+                Err(e) => {
+                    first_error.get_or_insert(Error::io("remove file replaced by the new snapshot", path, e));
+                }
+            }
+        }
+        if let Err(e) = self.storage.sync_dir(&self.dir) {
+            first_error.get_or_insert(Error::io("fsync directory", &self.dir, e));
+        }
+        let _ = self.pipeline.log_bytes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| Some(b.saturating_sub(freed)));
+        first_error.map_or(Ok(()), Err)
     }
 }

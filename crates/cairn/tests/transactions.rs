@@ -1,0 +1,167 @@
+//! Point 2: transactions over several tables read their own writes, discard everything on `Err` or panic, commit
+//! atomically on `Ok`, and are serializable.
+
+use std::sync::Arc;
+
+cairn::schema! {
+    /// Two tables that transactions keep consistent with each other.
+    Bank {
+        balances: <u32, i64>,
+        log: ordered<u64, (u32, u32, i64)>,
+    }
+}
+
+#[derive(Debug)]
+enum AppError {
+    Db(cairn::Error),
+    Insufficient,
+}
+
+impl From<cairn::Error> for AppError {
+    fn from(e: cairn::Error) -> Self {
+        AppError::Db(e)
+    }
+}
+
+fn open(dir: &std::path::Path) -> Bank {
+    let db = Bank::open(dir).unwrap();
+    if db.balances.is_empty() {
+        db.transaction(|tx| {
+            for id in 0..4 {
+                tx.balances.insert(id, 100)?;
+            }
+            Ok::<_, cairn::Error>(())
+        })
+        .unwrap();
+    }
+    db
+}
+
+#[test]
+fn reads_own_writes_across_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    db.transaction(|tx| {
+        tx.balances.insert(9, 5)?;
+        assert_eq!(tx.balances.get(&9), Some(5));
+        assert_eq!(tx.balances.update(&9, |b| *b *= 2)?, Some(()));
+        assert_eq!(tx.balances.get(&9), Some(10));
+        assert_eq!(tx.balances.remove(&0)?, Some(100));
+        assert!(!tx.balances.contains_key(&0));
+        assert_eq!(tx.balances.len(), 4);
+        tx.log.insert(2, (1, 2, 3))?;
+        tx.log.insert(1, (1, 2, 3))?;
+        assert_eq!(tx.log.iter().map(|(k, _)| k).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(tx.log.range(2..).count(), 1);
+        // Nothing is visible outside before the commit.
+        assert_eq!(db.balances.get(&9), None);
+        assert_eq!(db.balances.get(&0), Some(100));
+        Ok::<_, cairn::Error>(())
+    })
+    .unwrap();
+    assert_eq!(db.balances.get(&9), Some(10));
+    assert_eq!(db.balances.get(&0), None);
+    assert_eq!(db.log.len(), 2);
+}
+
+#[test]
+fn err_discards_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let seq = db.db().last_seq();
+    let r = db.transaction(|tx| {
+        tx.balances.insert(1, 0)?;
+        tx.log.insert(1, (1, 2, 100))?;
+        Err::<(), _>(AppError::Insufficient)
+    });
+    assert!(matches!(r, Err(AppError::Insufficient)));
+    assert_eq!(db.balances.get(&1), Some(100));
+    assert!(db.log.is_empty());
+    assert_eq!(db.db().last_seq(), seq, "nothing was logged");
+    drop(db);
+    let db = open(dir.path());
+    assert_eq!(db.balances.get(&1), Some(100));
+    assert!(db.log.is_empty());
+}
+
+#[test]
+fn panic_discards_everything_and_the_database_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        db.transaction(|tx| {
+            tx.balances.insert(1, 0)?;
+            panic!("the application failed mid-transaction");
+            #[allow(unreachable_code)]
+            Ok::<_, cairn::Error>(())
+        })
+    }));
+    assert!(r.is_err());
+    assert_eq!(db.balances.get(&1), Some(100));
+    db.balances.insert(1, 1).unwrap();
+    assert_eq!(db.balances.get(&1), Some(1));
+}
+
+#[test]
+fn concurrent_read_modify_write_loses_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(open(dir.path()));
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for i in 0..50u64 {
+                    db.transaction(|tx| {
+                        let from = (i % 4) as u32;
+                        let to = ((i + 1 + t) % 4) as u32;
+                        let a = tx.balances.get(&from).unwrap();
+                        if a < 1 {
+                            return Err(AppError::Insufficient);
+                        }
+                        tx.balances.insert(from, a - 1)?;
+                        let b = tx.balances.get(&to).unwrap();
+                        tx.balances.insert(to, b + 1)?;
+                        let next = tx.log.iter().last().map_or(0, |(k, _)| k + 1);
+                        tx.log.insert(next, (from, to, 1))?;
+                        Ok(())
+                    })
+                    .or_else(|e| match e {
+                        AppError::Insufficient => Ok(()),
+                        AppError::Db(e) => Err(e),
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let total: i64 = db.balances.iter().map(|(_, b)| b).sum();
+    assert_eq!(total, 400);
+    // Every transaction appended at the next free key: serializable execution leaves no gap and no overwrite.
+    let keys: Vec<u64> = db.log.iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, (0..keys.len() as u64).collect::<Vec<_>>());
+    assert_eq!(keys.len(), 200);
+}
+
+#[test]
+fn writes_that_would_wait_for_themselves_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let inside_read = db.read(|_| db.balances.insert(1, 1));
+    assert!(matches!(inside_read, Err(cairn::Error::WriteInsideRead)), "{inside_read:?}");
+    let inside_txn = db.transaction(|_| db.balances.insert(1, 1));
+    assert!(matches!(inside_txn, Err(cairn::Error::WriteInsideTransaction)), "{inside_txn:?}");
+    assert_eq!(db.balances.get(&1), Some(100));
+}
+
+#[test]
+fn read_only_transaction_logs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let seq = db.db().last_seq();
+    let sum: i64 = db.transaction(|tx| Ok::<_, cairn::Error>(tx.balances.iter().map(|(_, b)| b).sum())).unwrap();
+    assert_eq!(sum, 400);
+    assert_eq!(db.db().last_seq(), seq);
+}
