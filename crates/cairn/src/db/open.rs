@@ -40,7 +40,7 @@ fn list(storage: &dyn Storage, dir: &Path) -> Result<Listing> {
             l.snapshots.push((seq, dir.join(name)));
         } else if let Some(seq) = segment::parse_name(&name) {
             l.segments.push((seq, dir.join(name)));
-        } else if name.ends_with(".tmp") {
+        } else if name.ends_with(".snap.tmp") {
             l.temporary.push(dir.join(name));
         }
     }

@@ -98,6 +98,9 @@ pub(crate) fn probe(buf: &[u8], pos: usize) -> Probe<'_> {
     if header.len == 0 {
         return Probe::Bad("frame with an empty payload");
     }
+    if header.kind != KIND_TXN {
+        return Probe::Bad("unknown frame kind");
+    }
     let start = pos + HEADER_LEN;
     let Some(payload) = buf.get(start..start + header.len as usize) else {
         return Probe::Bad("frame payload runs past the end of the file");

@@ -3,10 +3,12 @@
 //!
 //! The rule. Frames are replayed in order while each is whole and carries the next sequence number. At the first
 //! spot that is not (a bad frame, a hole of zeros followed by more data, a segment header that is missing), recovery
-//! looks at everything after it. A later whole frame whose `durable` field is at least the sequence number expected
-//! at the spot proves the spot had been fsynced: that is damage, reported with file and offset. Otherwise everything
-//! from the spot on was never acknowledged as durable (an interrupted write, or writes a crashed disk kept out of
-//! order), and it is cut off.
+//! looks at everything after it for proof that the spot had been fsynced: a later whole frame whose `durable` field is
+//! at least the sequence number expected at the spot, or a later segment's whole header (a segment is fsynced before
+//! the next one is created). With proof, the spot is damage to durable data, reported with file and offset. Without
+//! it, the spot is taken for the end of an interrupted write (or of writes a crashing disk kept out of order) and
+//! everything from it on is cut off. The one case this cannot tell apart is damage to the very last fsynced frames,
+//! with nothing written after them: those are cut like a torn tail.
 
 use std::path::Path;
 
@@ -70,10 +72,8 @@ pub(crate) fn scan(segments: &[SegmentData<'_>], after: u64) -> Result<Scan, Cor
     for (i, seg) in segments.iter().enumerate() {
         let first = match segment::decode_header(seg.bytes) {
             Ok(first) => first,
-            Err(HeaderError::Incomplete) => return bad(segments, i, 0, expected_or(expected, after), "segment header never written", out),
-            Err(HeaderError::Bad(what)) => {
-                return Err(Corruption::new(seg.path, 0, what));
-            }
+            Err(HeaderError::Bad(what)) => return bad(segments, i, 0, expected_or(expected, after), what, out),
+            Err(HeaderError::Unsupported(what)) => return Err(Corruption::new(seg.path, 0, what)),
         };
         match expected {
             None if first > after + 1 => {
@@ -88,7 +88,7 @@ pub(crate) fn scan(segments: &[SegmentData<'_>], after: u64) -> Result<Scan, Cor
                 return Err(Corruption::new(
                     seg.path,
                     0,
-                    format!("segment starts at sequence number {first}, expected {e}: a segment is missing"),
+                    format!("segment starts at sequence number {first}, expected {e}: the frames between are missing"),
                 ))
             }
             Some(_) => {}
@@ -142,17 +142,30 @@ fn bad(segments: &[SegmentData<'_>], seg: usize, pos: usize, expected: u64, reas
     Ok(out)
 }
 
-/// A whole frame after `(seg, pos)` whose `durable` field covers `expected`, if any.
+/// Proof that sequence number `expected`, due at `(seg, pos)`, had been fsynced: the place of the proof and the
+/// sequence number it shows durable.
 fn durable_evidence(segments: &[SegmentData<'_>], seg: usize, pos: usize, expected: u64) -> Option<(usize, usize, u64)> {
     for (j, s) in segments.iter().enumerate().skip(seg) {
-        let start = if j == seg { pos + frame::ALIGN } else { segment::HEADER_LEN };
+        let start = if j == seg {
+            pos + frame::ALIGN
+        } else {
+            if let Ok(first) = segment::decode_header(s.bytes) {
+                if first > expected {
+                    return Some((j, 0, first - 1));
+                }
+            }
+            segment::HEADER_LEN
+        };
         let mut p = start;
         while p + frame::HEADER_LEN <= s.bytes.len() {
             if s.bytes[p..p + frame::ALIGN].iter().any(|&b| b != 0) {
                 if let Probe::Frame { header, .. } = frame::probe(s.bytes, p) {
-                    if header.durable >= expected {
+                    if header.durable >= expected && header.seq > expected {
                         return Some((j, p, header.durable));
                     }
+                    // Step over the whole frame: a payload may hold bytes that look like a frame.
+                    p += header.frame_len();
+                    continue;
                 }
             }
             p += frame::ALIGN;
@@ -204,7 +217,10 @@ mod tests {
     fn torn_tail_is_cut_at_the_last_whole_frame() {
         let whole = seg(1, 5, |q| q - 1);
         let four = seg(1, 4, |q| q - 1).len();
-        for cut in four + 1..whole.len() {
+        // Up to the end of frame 5's checksummed bytes; its zero padding is not part of it.
+        let unpadded = four + frame::HEADER_LEN + "payload of 5".len();
+        assert!(unpadded < whole.len());
+        for cut in four + 1..unpadded {
             let segs = [whole[..cut].to_vec()];
             let scan = scan(&data(Path::new("a.log"), &segs), 0).unwrap();
             assert_eq!(scan.last_seq, 4, "cut at {cut}");
@@ -259,9 +275,50 @@ mod tests {
 
     #[test]
     fn new_segment_whose_header_never_landed_is_dropped() {
-        let segs = [seg(1, 3, |q| q - 1), vec![0u8; 10]];
+        for torn in [vec![0u8; 10], segment::encode_header(4)[..20].to_vec(), vec![0u8; 32]] {
+            let segs = [seg(1, 3, |q| q - 1), torn];
+            let scan = scan(&data(Path::new("x.log"), &segs), 0).unwrap();
+            assert_eq!(scan.last_seq, 3);
+            assert_eq!(scan.cut.map(|c| (c.segment, c.offset)), Some((1, 0)));
+        }
+    }
+
+    #[test]
+    fn a_later_segment_header_proves_the_earlier_segment_durable() {
+        let mut a = seg(1, 3, |q| q - 1);
+        let two = seg(1, 2, |q| q - 1).len();
+        a[two + 3] ^= 1;
+        let segs = [a, segment::encode_header(4).to_vec()];
+        let err = scan(&data(Path::new("x.log"), &segs), 0).unwrap_err();
+        assert_eq!(err.offset, two as u64);
+    }
+
+    #[test]
+    fn a_frame_inside_a_payload_is_no_proof() {
+        // Frame 3 is torn; frame 2's payload happens to contain the bytes of a frame claiming durability up to 99.
+        let fake = {
+            let h = FrameHeader::for_payload(KIND_TXN, 50, 99, b"fake");
+            let mut v = h.encode().to_vec();
+            v.extend_from_slice(b"fake");
+            v.resize(h.frame_len(), 0);
+            v
+        };
+        let mut s = segment::encode_header(1).to_vec();
+        for (seq, payload) in [(1u64, b"one".to_vec()), (2, fake)] {
+            let h = FrameHeader::for_payload(KIND_TXN, seq, seq - 1, &payload);
+            s.extend_from_slice(&h.encode());
+            s.extend_from_slice(&payload);
+            s.resize(s.len() + h.frame_len() - frame::HEADER_LEN - payload.len(), 0);
+        }
+        let end = s.len();
+        // Frame 3: a torn header, then frame 2 copied again after it (a reordered write of stale bytes).
+        s.extend_from_slice(&[0xAB; 8]);
+        s.resize(end + 32, 0);
+        let again = s[segment::HEADER_LEN..end].to_vec();
+        s.extend_from_slice(&again);
+        let segs = [s];
         let scan = scan(&data(Path::new("x.log"), &segs), 0).unwrap();
-        assert_eq!(scan.last_seq, 3);
-        assert_eq!(scan.cut, Some(Cut { segment: 1, offset: 0, reason: "segment header never written" }));
+        assert_eq!(scan.last_seq, 2);
+        assert_eq!(scan.cut.unwrap().offset, end);
     }
 }

@@ -39,35 +39,29 @@ pub(crate) fn encode_header(first_seq: u64) -> [u8; HEADER_LEN] {
 /// Why a segment header is not usable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum HeaderError {
-    /// Fewer than 32 bytes, all of them zero or missing: a segment whose creation was interrupted.
-    Incomplete,
-    /// The bytes are there but wrong.
-    Bad(String),
+    /// Missing, torn or damaged: recovery decides from what follows whether this is an interrupted segment creation
+    /// or damage (see `scan`).
+    Bad(&'static str),
+    /// Whole and checksummed, but of a format this build cannot read: always an error.
+    Unsupported(String),
 }
 
 /// Decodes a segment header, returning its `first_seq`.
 pub(crate) fn decode_header(buf: &[u8]) -> Result<u64, HeaderError> {
     let Some(h) = buf.get(..HEADER_LEN) else {
-        return Err(if buf.iter().all(|&b| b == 0) || MAGIC.starts_with(buf) {
-            HeaderError::Incomplete
-        } else {
-            HeaderError::Bad("truncated segment header".into())
-        });
+        return Err(HeaderError::Bad("segment header never completely written"));
     };
-    if h.iter().all(|&b| b == 0) {
-        return Err(HeaderError::Incomplete);
-    }
     if &h[0..8] != MAGIC {
-        return Err(HeaderError::Bad("not a Cairn log segment (wrong magic bytes)".into()));
+        return Err(HeaderError::Bad("segment header damaged or never written (wrong magic bytes)"));
     }
     let stored = u32::from_le_bytes(h[28..32].try_into().expect("4 bytes"));
     if crc32c::crc32c(&h[0..28]) != stored {
-        return Err(HeaderError::Bad("segment header checksum mismatch".into()));
+        return Err(HeaderError::Bad("segment header checksum mismatch"));
     }
     let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
-    if version > FORMAT_VERSION {
-        return Err(HeaderError::Bad(format!(
-            "segment written by format version {version}, this build reads up to {FORMAT_VERSION}; upgrade Cairn"
+    if version == 0 || version > FORMAT_VERSION {
+        return Err(HeaderError::Unsupported(format!(
+            "segment written by format version {version}, this build reads versions 1 to {FORMAT_VERSION}; use a Cairn that reads it"
         )));
     }
     Ok(u64::from_le_bytes(h[16..24].try_into().expect("8 bytes")))
@@ -76,7 +70,7 @@ pub(crate) fn decode_header(buf: &[u8]) -> Result<u64, HeaderError> {
 /// Parses a segment file name back into its `first_seq`.
 pub(crate) fn parse_name(name: &str) -> Option<u64> {
     let stem = name.strip_suffix(EXT)?.strip_suffix('.')?;
-    (stem.len() == 20).then(|| stem.parse().ok()).flatten()
+    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit())).then(|| stem.parse().ok()).flatten()
 }
 
 #[cfg(test)]
@@ -87,12 +81,17 @@ mod tests {
     fn header_round_trip() {
         let h = encode_header(42);
         assert_eq!(decode_header(&h), Ok(42));
-        assert_eq!(decode_header(&h[..10]), Err(HeaderError::Bad("truncated segment header".into())));
-        assert_eq!(decode_header(&h[..5]), Err(HeaderError::Incomplete));
-        assert_eq!(decode_header(&[]), Err(HeaderError::Incomplete));
+        for cut in 0..HEADER_LEN {
+            assert!(matches!(decode_header(&h[..cut]), Err(HeaderError::Bad(_))), "cut at {cut}");
+        }
         let mut bad = h;
         bad[17] ^= 1;
         assert!(matches!(decode_header(&bad), Err(HeaderError::Bad(_))));
+        let mut future = h;
+        future[8] = 9;
+        let crc = crc32c::crc32c(&future[0..28]);
+        future[28..32].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(decode_header(&future), Err(HeaderError::Unsupported(_))));
     }
 
     #[test]
@@ -101,5 +100,6 @@ mod tests {
         assert_eq!(parse_name(&file_name(7)), Some(7));
         assert_eq!(parse_name("7.log"), None);
         assert_eq!(parse_name("00000000000000000007.snap"), None);
+        assert_eq!(parse_name("+0000000000000000007.log"), None);
     }
 }

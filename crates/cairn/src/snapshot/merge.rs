@@ -1,8 +1,9 @@
 //! Compaction: folds the previous snapshot and the closed log segments after it into a new snapshot.
 //!
 //! It works on files only, never on the in-memory tables, so it blocks no reader and no writer: the old snapshot's
-//! records are sorted by (table id, key bytes), the log's last write per key is collected into a sorted map (memory in
-//! proportion to the log, not the database), and the two are merged into the new file. Tables that the running schema
+//! records are sorted by (table id, key bytes), the log's last write per key is collected into a sorted map that
+//! borrows from the segments' bytes, and the two are merged into the new file. It holds the old snapshot's and the
+//! closed segments' bytes in memory while it works (a streaming reader is a later step). Tables that the running schema
 //! does not know are carried over untouched.
 //!
 //! Keys are compared as encoded bytes, so a table's key type must encode equal keys to equal bytes. Every serde type

@@ -11,7 +11,7 @@
 //! blocks, each:
 //!  0  4  payload length, u32 LE
 //!  4  4  block kind, u32 LE: 1 catalog, 2 records, 3 end
-//!  8  4  CRC32C of bytes 4..8 and the payload
+//!  8  4  CRC32C of bytes 0..8 and the payload
 //! 12  n  payload
 //! ```
 //! The catalog block holds create-table operations (the log's encoding). Record blocks hold
@@ -48,7 +48,7 @@ pub(crate) fn file_name(seq: u64) -> String {
 /// Parses a snapshot file name back into its sequence number.
 pub(crate) fn parse_name(name: &str) -> Option<u64> {
     let stem = name.strip_suffix(EXT)?.strip_suffix('.')?;
-    (stem.len() == 20).then(|| stem.parse().ok()).flatten()
+    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit())).then(|| stem.parse().ok()).flatten()
 }
 
 /// One table in a catalog.
@@ -91,13 +91,15 @@ impl SnapshotWriter {
 
     /// Appends a record. Records must come sorted by table id, then key bytes.
     pub(crate) fn record(&mut self, table: u32, key: &[u8], value: &[u8]) -> Result<()> {
+        // A block grows past its target only by one record, and a record fits in one log frame, so a block's
+        // length always fits its u32 field.
+        if !self.block.is_empty() && self.block.len() + key.len() + value.len() + 15 > BLOCK_TARGET {
+            self.flush_block(KIND_RECORDS)?;
+        }
         put_varint(&mut self.block, table.into());
         put_bytes(&mut self.block, key);
         put_bytes(&mut self.block, value);
         self.records += 1;
-        if self.block.len() >= BLOCK_TARGET {
-            self.flush_block(KIND_RECORDS)?;
-        }
         Ok(())
     }
 
@@ -105,7 +107,7 @@ impl SnapshotWriter {
         let mut header = [0u8; BLOCK_HEADER_LEN];
         header[0..4].copy_from_slice(&(self.block.len() as u32).to_le_bytes());
         header[4..8].copy_from_slice(&kind.to_le_bytes());
-        let mut crc = crc32c::crc32c(&header[4..8]);
+        let mut crc = crc32c::crc32c(&header[0..8]);
         crc = crc32c::crc32c_append(crc, &self.block);
         header[8..12].copy_from_slice(&crc.to_le_bytes());
         let mut out = Vec::with_capacity(BLOCK_HEADER_LEN + self.block.len());
@@ -165,8 +167,8 @@ impl Snapshot {
             return Err(damaged(0, "snapshot header checksum mismatch"));
         }
         let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-        if version > FORMAT_VERSION {
-            return Err(damaged(8, &format!("snapshot written by format version {version}, this build reads up to {FORMAT_VERSION}; upgrade Cairn")));
+        if version == 0 || version > FORMAT_VERSION {
+            return Err(damaged(8, &format!("snapshot written by format version {version}, this build reads versions 1 to {FORMAT_VERSION}; use a Cairn that reads it")));
         }
         let seq = u64::from_le_bytes(header[16..24].try_into().expect("8 bytes"));
         let mut snap = Snapshot { path: path.to_path_buf(), seq, catalog: Vec::new(), bytes: Vec::new(), record_blocks: Vec::new(), record_count: 0 };
@@ -180,7 +182,7 @@ impl Snapshot {
             let stored = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
             let start = pos + BLOCK_HEADER_LEN;
             let payload = bytes.get(start..start + len).ok_or_else(|| damaged(pos, "snapshot block runs past the end of the file"))?;
-            if crc32c::crc32c_append(crc32c::crc32c(&h[4..8]), payload) != stored {
+            if crc32c::crc32c_append(crc32c::crc32c(&h[0..8]), payload) != stored {
                 return Err(damaged(pos, "snapshot block checksum mismatch"));
             }
             match kind {

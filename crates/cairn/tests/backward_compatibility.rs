@@ -1,0 +1,106 @@
+//! Databases written by every released format version open and read back exactly.
+//!
+//! `fixtures/v1/` was written by format version 1 (`write_v1_fixture` below, run once with
+//! `CAIRN_WRITE_FIXTURE=1 cargo test -p cairn --test backward_compatibility -- --ignored`). It holds a snapshot and a
+//! log after it. A later format version keeps this directory as it is and adds its own.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Doc {
+    title: String,
+    words: Vec<String>,
+    stars: Option<u8>,
+}
+
+cairn::schema! {
+    /// The fixture's schema.
+    Fixture {
+        docs: <String, Doc>,
+        order: ordered<u64, String>,
+    }
+}
+
+fn doc(i: u64) -> Doc {
+    Doc { title: format!("doc {i}"), words: (0..i % 4).map(|w| format!("w{w}")).collect(), stars: (i % 3 != 0).then_some((i % 6) as u8) }
+}
+
+fn expected() -> (BTreeMap<String, Doc>, BTreeMap<u64, String>) {
+    let mut docs = BTreeMap::new();
+    let mut order = BTreeMap::new();
+    for i in 0..40u64 {
+        docs.insert(format!("d{i}"), doc(i));
+        order.insert(i, format!("d{i}"));
+    }
+    for i in (0..40u64).step_by(5) {
+        docs.remove(&format!("d{i}"));
+        order.remove(&i);
+    }
+    for i in 40..50u64 {
+        docs.insert(format!("d{i}"), doc(i));
+        order.insert(i, format!("d{i}"));
+    }
+    (docs, order)
+}
+
+fn fixture(version: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(version)
+}
+
+#[test]
+#[ignore = "writes the v1 fixture; run once, by hand, with format version 1"]
+fn write_v1_fixture() {
+    if std::env::var_os("CAIRN_WRITE_FIXTURE").is_none() {
+        return;
+    }
+    let dir = fixture("v1");
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = Fixture::builder().compact_after(None).open(&dir).unwrap();
+    for i in 0..40u64 {
+        db.transaction(|tx| {
+            tx.docs.insert(format!("d{i}"), doc(i))?;
+            tx.order.insert(i, format!("d{i}"))
+        })
+        .unwrap();
+    }
+    for i in (0..40u64).step_by(5) {
+        db.transaction(|tx| {
+            tx.docs.remove(&format!("d{i}"))?;
+            tx.order.remove(&i).map(|_| ())
+        })
+        .unwrap();
+    }
+    db.compact().unwrap();
+    for i in 40..50u64 {
+        db.transaction(|tx| {
+            tx.docs.insert(format!("d{i}"), doc(i))?;
+            tx.order.insert(i, format!("d{i}"))
+        })
+        .unwrap();
+    }
+    drop(db);
+    std::fs::remove_file(dir.join("LOCK")).unwrap();
+}
+
+#[test]
+fn format_v1_opens() {
+    let work = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixture("v1")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), work.path().join(e.file_name())).unwrap();
+    }
+    let names: Vec<String> = std::fs::read_dir(work.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(names.iter().any(|n| n.ends_with(".snap")) && names.iter().any(|n| n.ends_with(".log")), "{names:?}");
+    let db = Fixture::open(work.path()).unwrap();
+    let (docs, order) = expected();
+    assert_eq!(db.docs.iter().collect::<BTreeMap<_, _>>(), docs);
+    assert_eq!(db.order.iter().collect::<BTreeMap<_, _>>(), order);
+    db.docs.insert("new".into(), doc(1)).unwrap();
+    db.compact().unwrap();
+    drop(db);
+    let db = Fixture::open(work.path()).unwrap();
+    assert_eq!(db.docs.len(), docs.len() + 1);
+}
