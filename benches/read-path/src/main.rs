@@ -5,8 +5,8 @@
 //! lines that the parent aggregates into a Markdown table (stdout and RESULTS.md).
 
 mod cands;
+mod report;
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use cands::{Baseline, Cand, Data, Hashed, Key, Lr, Papaya, Swap, VLEN};
 use rand::seq::SliceRandom;
+use report::{render, stat, Samples};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -36,6 +37,7 @@ struct Args {
     write_ops: usize,
     passes: usize,
     paired: bool,
+    pin: bool,
     child: Option<String>,
     only: Option<Vec<String>>,
     results: String,
@@ -48,6 +50,7 @@ fn parse_args() -> Args {
         write_ops: 1000,
         passes: 5,
         paired: true,
+        pin: true,
         child: None,
         only: None,
         results: concat!(env!("CARGO_MANIFEST_DIR"), "/RESULTS.md").to_string(),
@@ -61,11 +64,12 @@ fn parse_args() -> Args {
             "--write-ops" => a.write_ops = val().parse().expect("--write-ops M"),
             "--passes" => a.passes = val().parse().expect("--passes P"),
             "--no-paired" => a.paired = false,
+            "--no-pin" => a.pin = false,
             "--child" => a.child = Some(val()),
             "--only" => a.only = Some(val().split(',').map(str::to_string).collect()),
             "--results" => a.results = val(),
             "-h" | "--help" => {
-                println!("read-path [--records N] [--runs K] [--passes P] [--no-paired] [--write-ops M] [--only a,b] [--results FILE|-]");
+                println!("read-path [--records N] [--runs K] [--passes P] [--no-paired] [--no-pin] [--write-ops M] [--only a,b] [--results FILE|-]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -117,15 +121,36 @@ fn rss_mib() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+static PIN: AtomicBool = AtomicBool::new(true);
+
+/// Pins the calling thread to CPU `i` modulo the CPU count (unless --no-pin), so that the
+/// scheduler's placement (two threads on one CPU until the load balancer moves one) does not
+/// enter the numbers.
+fn pin(i: usize) {
+    if !PIN.load(Ordering::Relaxed) {
+        return;
+    }
+    let n = thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: plain libc calls on a zeroed, properly sized cpu_set_t.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(i % n, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(rc, 0, "sched_setaffinity failed");
+    }
+}
+
 /// Every thread reads its whole key list; returns (total reads per second, xor of accumulators).
 fn reads<C: Cand>(sh: &C::Shared, perms: &[&[Key]], one_guard: bool) -> (f64, u64) {
     let b = Barrier::new(perms.len());
     let spans: Vec<(Instant, Instant, u64)> = thread::scope(|s| {
         let hs: Vec<_> = perms
             .iter()
-            .map(|p| {
+            .enumerate()
+            .map(|(i, p)| {
                 let b = &b;
                 s.spawn(move || {
+                    pin(i);
                     let r = C::reader(sh);
                     b.wait();
                     let t0 = Instant::now();
@@ -159,6 +184,7 @@ fn write_latency<C: Cand>(c: &mut C, sh: &C::Shared, p: &[Key], extra: &Data) ->
     let started = AtomicBool::new(false);
     thread::scope(|s| {
         let reader = s.spawn(|| {
+            pin(1);
             let r = C::reader(sh);
             let (mut acc, mut n) = (0u64, 0usize);
             started.store(true, Ordering::Release);
@@ -177,9 +203,12 @@ fn write_latency<C: Cand>(c: &mut C, sh: &C::Shared, p: &[Key], extra: &Data) ->
             black_box(acc);
             n as f64 / t0.elapsed().as_secs_f64()
         });
+        pin(0);
         while !started.load(Ordering::Acquire) {
             std::hint::spin_loop();
         }
+        // Let the reader get going before the first timed write.
+        thread::sleep(std::time::Duration::from_millis(50));
         let mut lat = Vec::with_capacity(extra.keys.len());
         for (i, k) in extra.keys.iter().enumerate() {
             let t = Instant::now();
@@ -200,9 +229,11 @@ fn paired_reads<C: Cand>(sh: &C::Shared, rs: &<Baseline as Cand>::Shared, perms:
     let times: Vec<(f64, f64)> = thread::scope(|s| {
         let hs: Vec<_> = perms
             .iter()
-            .map(|p| {
+            .enumerate()
+            .map(|(i, p)| {
                 let b = &b;
                 s.spawn(move || {
+                    pin(i);
                     let (r, rr) = (C::reader(sh), Baseline::reader(rs));
                     let (mut tc, mut tr, mut acc) = (0.0, 0.0, 0u64);
                     b.wait();
@@ -259,6 +290,7 @@ fn child(name: &str, a: &Args) {
 }
 
 fn run_child<C: Cand>(a: &Args) {
+    PIN.store(a.pin, Ordering::Relaxed);
     // Everything is generated before anything is measured.
     let d = gen(a.records, SEED);
     let p1 = perm(&d, SEED + 1);
@@ -268,7 +300,9 @@ fn run_child<C: Cand>(a: &Args) {
 
     let t = Instant::now();
     let mut c = C::build(&d);
+    let t_fin = Instant::now();
     c.finish();
+    let finish_ms = t_fin.elapsed().as_secs_f64() * 1e3;
     let build_s = t.elapsed().as_secs_f64();
     let (rss1, hwm1) = rss_mib();
 
@@ -284,17 +318,24 @@ fn run_child<C: Cand>(a: &Args) {
         black_box(reads::<Baseline>(&s, &[&p2], false));
         (b, s)
     });
-    let (mut r1, mut r1g, mut r2, mut scan) = (vec![], vec![], vec![], vec![]);
+    let (mut r1, mut r1g, mut r2, mut scan, mut scale) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut q1, mut q2, mut qs) = (vec![], vec![], vec![]);
     let (mut acc1, mut acc2, mut scan_acc) = (0, 0, 0);
     for _ in 0..a.passes {
+        // Untimed: bring the candidate's hot parts (control bytes, top levels) back into the
+        // cache after the previous pass's reference reads.
+        black_box(reads::<C>(&sh, &[&p2[..p2.len() / 10]], false));
         let (x, acc) = reads::<C>(&sh, &[&p1], false);
+        let (z, accz) = reads::<C>(&sh, &[&p1, &p2], false);
         let (y, accg) = reads::<C>(&sh, &[&p1], true);
         assert_eq!(acc, accg, "one-guard pass saw different values");
-        let (z, accz) = reads::<C>(&sh, &[&p1, &p2], std::env::var_os("TG").is_some());
         let (sc, sacc) = scan_ms::<C>(&sh, a.records);
         (acc1, acc2, scan_acc) = (acc, accz, sacc);
-        (r1.push(x), r1g.push(y), r2.push(z), scan.push(sc));
+        r1.push(x);
+        r1g.push(y);
+        r2.push(z);
+        scan.push(sc);
+        scale.push(z / x);
         if let Some((_, rs)) = &reference {
             q1.push(paired_reads::<C>(&sh, rs, &[&p1]));
             q2.push(paired_reads::<C>(&sh, rs, &[&p1, &p2]));
@@ -310,11 +351,13 @@ fn run_child<C: Cand>(a: &Args) {
 
     let mut out = vec![
         ("build_s", build_s),
+        ("finish_ms", finish_ms),
         ("rss_mib", rss1 - rss0),
         ("peak_mib", hwm1 - rss0),
         ("reads1", r1),
         ("reads1_guard", r1g),
         ("reads2", r2),
+        ("scale2", m(&scale)),
         ("scan_ms", scan_ms),
         ("acc_read", acc1 as f64),
         ("acc_read2", acc2 as f64),
@@ -339,14 +382,12 @@ fn run_child<C: Cand>(a: &Args) {
 // ---------------------------------------------------------------------------------------------
 // Parent: run every candidate in a fresh child process, `runs` times, and report.
 
-type Samples = HashMap<String, Vec<f64>>;
-
 fn parent(a: &Args) {
     let exe = std::env::current_exe().expect("current_exe");
     let cands: Vec<(&str, &str)> = CANDIDATES
         .iter()
         .copied()
-        .filter(|(_, id)| a.only.as_ref().map_or(true, |o| o.iter().any(|x| x == id)))
+        .filter(|(_, id)| a.only.as_ref().is_none_or(|o| o.iter().any(|x| x == id)))
         .collect();
     let mut samples: Vec<Samples> = vec![Samples::new(); cands.len()];
     for run in 0..a.runs {
@@ -358,6 +399,7 @@ fn parent(a: &Args) {
                 .args(["--child", cands[i].1, "--records", &a.records.to_string()])
                 .args(["--write-ops", &a.write_ops.to_string(), "--passes", &a.passes.to_string()])
                 .args(if a.paired { &[][..] } else { &["--no-paired"][..] })
+                .args(if a.pin { &[][..] } else { &["--no-pin"][..] })
                 .stderr(Stdio::inherit())
                 .output()
                 .expect("spawn child");
@@ -382,158 +424,3 @@ fn parent(a: &Args) {
     }
 }
 
-/// (median, min, max)
-fn stat(v: &[f64]) -> (f64, f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    let med = if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 };
-    (med, s[0], s[n - 1])
-}
-
-fn med(s: &Samples, k: &str) -> Option<f64> {
-    s.get(k).map(|v| stat(v).0)
-}
-
-/// "median [min–max]" scaled by `scale`, with `prec` decimals.
-fn cell(s: &Samples, k: &str, scale: f64, prec: usize) -> String {
-    match s.get(k) {
-        None => "n/a".into(),
-        Some(v) if v.len() == 1 => format!("{:.*}", prec, v[0] * scale),
-        Some(v) => {
-            let (m, lo, hi) = stat(v);
-            format!("{:.*} [{:.*}–{:.*}]", prec, m * scale, prec, lo * scale, prec, hi * scale)
-        }
-    }
-}
-
-fn ratio(s: &Samples, base: Option<&Samples>, k: &str) -> String {
-    match (med(s, k), base.and_then(|b| med(b, k))) {
-        (Some(x), Some(b)) => format!("{:.2}x", x / b),
-        _ => "n/a".into(),
-    }
-}
-
-fn sh(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn render(a: &Args, cands: &[(&str, &str)], samples: &[Samples]) -> String {
-    use std::fmt::Write;
-    let base = cands.iter().position(|c| c.1 == "hashmap").map(|i| &samples[i]);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap().trim().to_string()))
-        .unwrap_or_else(|| "unknown".into());
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut o = String::new();
-    let w = &mut o;
-    writeln!(w, "# read-path results\n").unwrap();
-    writeln!(w, "- date: {}", sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap();
-    writeln!(w, "- nproc: {}; CPU: {}; kernel: {}", sh("nproc", &[]), cpu, sh("uname", &["-r"])).unwrap();
-    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
-    writeln!(
-        w,
-        "- toolchain: {}; allocator: system (glibc malloc); transparent huge pages: {}",
-        sh("rustc", &["--version"]),
-        thp.trim()
-    )
-    .unwrap();
-    writeln!(
-        w,
-        "- command: `cargo run --release --manifest-path {}/Cargo.toml -- {}`",
-        env!("CARGO_MANIFEST_DIR"),
-        argv.join(" ")
-    )
-    .unwrap();
-    writeln!(
-        w,
-        "- workload: {} records, key [u8; 24], value Vec<u8> of {} bytes (seeded ChaCha8); {} runs, each candidate in a fresh child process; \
-         each read and scan figure is the median of {} interleaved passes inside the child; \
-         cells are median [min–max] over runs, ratios are of medians\n",
-        a.records, VLEN, a.runs, a.passes
-    )
-    .unwrap();
-
-    writeln!(w, "| candidate | build (s) | RSS after build (MiB) | RSS vs HashMap | 1T reads (M/s) | 1T vs HashMap | 2T reads, total (M/s) | 2T / 1T | scan (ms) | scan vs HashMap | insert+publish p50 (µs) | insert+publish p99 (µs) |").unwrap();
-    writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|").unwrap();
-    for (c, s) in cands.iter().zip(samples) {
-        let scal = match (med(s, "reads2"), med(s, "reads1")) {
-            (Some(x), Some(y)) => format!("{:.2}x", x / y),
-            _ => "n/a".into(),
-        };
-        writeln!(
-            w,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            c.0,
-            cell(s, "build_s", 1.0, 2),
-            cell(s, "rss_mib", 1.0, 0),
-            ratio(s, base, "rss_mib"),
-            cell(s, "reads1", 1e-6, 2),
-            ratio(s, base, "reads1"),
-            cell(s, "reads2", 1e-6, 2),
-            scal,
-            cell(s, "scan_ms", 1.0, 1),
-            ratio(s, base, "scan_ms"),
-            cell(s, "write_p50_us", 1.0, 1),
-            cell(s, "write_p99_us", 1.0, 1),
-        )
-        .unwrap();
-    }
-
-    writeln!(w, "\nSecondary measurements:\n").unwrap();
-    writeln!(w, "| candidate | 1T reads, one guard for the whole pass (M/s) | peak RSS during build (MiB) | insert+publish max (µs) | reader M/s during the {} inserts |", a.write_ops).unwrap();
-    writeln!(w, "|---|---|---|---|---|").unwrap();
-    for (c, s) in cands.iter().zip(samples) {
-        writeln!(
-            w,
-            "| {} | {} | {} | {} | {} |",
-            c.0,
-            cell(s, "reads1_guard", 1e-6, 2),
-            cell(s, "peak_mib", 1.0, 0),
-            cell(s, "write_max_us", 1.0, 0),
-            cell(s, "reads_during_writes", 1e-6, 2),
-        )
-        .unwrap();
-    }
-
-    // Every candidate must have read and scanned the same values.
-    let sums: Vec<(f64, f64, f64)> = samples
-        .iter()
-        .map(|s| (med(s, "acc_read").unwrap(), med(s, "acc_read2").unwrap(), med(s, "acc_scan").unwrap()))
-        .collect();
-    let same = sums.windows(2).all(|p| p[0] == p[1]);
-    writeln!(w, "\nChecksums (read and scan accumulators) identical across candidates: {}", if same { "yes" } else { "NO" }).unwrap();
-
-    writeln!(w, "\nQuality bars (SPEC §6), from the medians above:\n").unwrap();
-    writeln!(w, "| candidate | reads ≥ 0.8x HashMap | 2T ≥ 1.7x 1T | scan ≤ 1.5x HashMap | memory ≤ 1.5x HashMap |").unwrap();
-    writeln!(w, "|---|---|---|---|---|").unwrap();
-    for (c, s) in cands.iter().zip(samples) {
-        let rel = |k: &str| match (med(s, k), base.and_then(|b| med(b, k))) {
-            (Some(x), Some(b)) => Some(x / b),
-            _ => None,
-        };
-        let verdict = |v: Option<f64>, ok: &dyn Fn(f64) -> bool| match v {
-            Some(x) => format!("{} ({:.2}x)", if ok(x) { "yes" } else { "no" }, x),
-            None => "n/a".into(),
-        };
-        let scal = med(s, "reads2").zip(med(s, "reads1")).map(|(x, y)| x / y);
-        writeln!(
-            w,
-            "| {} | {} | {} | {} | {} |",
-            c.0,
-            verdict(rel("reads1"), &|x| x >= 0.8),
-            verdict(scal, &|x| x >= 1.7),
-            verdict(rel("scan_ms"), &|x| x <= 1.5),
-            verdict(rel("rss_mib"), &|x| x <= 1.5),
-        )
-        .unwrap();
-    }
-    o
-}

@@ -41,6 +41,8 @@
 //!
 //! See `ARCHITECTURE.md` for how it works and `docs/format.md` for the bytes on disk.
 
+#![warn(clippy::unwrap_used)]
+
 mod db;
 mod error;
 mod format;

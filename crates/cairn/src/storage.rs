@@ -43,8 +43,8 @@ pub trait StorageFile: Send + Sync + Debug {
     fn sync_all(&self) -> io::Result<()>;
     /// Sets the file's length, truncating or extending with zeros.
     fn set_len(&self, len: u64) -> io::Result<()>;
-    /// The file's length.
-    fn len(&self) -> io::Result<u64>;
+    /// The file's length in bytes.
+    fn size(&self) -> io::Result<u64>;
 }
 
 /// The real file system.
@@ -156,7 +156,7 @@ impl StorageFile for FsFile {
         self.0.set_len(len)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 }

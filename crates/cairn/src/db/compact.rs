@@ -45,7 +45,7 @@ impl Inner {
         let mut freed = 0u64;
         let mut first_error = None;
         for path in leftovers.iter().chain(&paths).chain(base_path.iter()) {
-            let size = self.storage.open_read(path).and_then(|f| f.len()).unwrap_or(0);
+            let size = self.storage.open_read(path).and_then(|f| f.size()).unwrap_or(0);
             match self.storage.remove(path) {
                 Ok(()) => freed += size,
                 Err(e) => {

@@ -59,7 +59,7 @@ impl LogWriter {
         segment_limit: u64,
     ) -> Result<Self> {
         let file = storage.open_write(&path).map_err(|e| Error::io("open log segment", &path, e))?;
-        let len = file.len().map_err(|e| Error::io("stat log segment", &path, e))?;
+        let len = file.size().map_err(|e| Error::io("stat log segment", &path, e))?;
         if len > end {
             file.set_len(end).map_err(|e| Error::io("cut torn tail of log segment", &path, e))?;
         }

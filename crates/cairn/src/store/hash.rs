@@ -7,7 +7,7 @@ use std::hash::{BuildHasher, Hash};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Shared, Store, WriteSet};
+use super::{Shared, Store, Visit, WriteSet};
 use crate::schema::TableKind;
 
 type Hasher = foldhash::fast::RandomState;
@@ -108,7 +108,7 @@ where
         self.0.get(key).map(Option::as_ref)
     }
 
-    fn for_each(&self, f: &mut dyn FnMut(&K, Option<&Shared<K, V>>)) {
+    fn for_each(&self, f: &mut Visit<'_, K, V>) {
         for (k, e) in &self.0 {
             f(k, e.as_ref());
         }

@@ -45,13 +45,16 @@ pub(crate) trait Store: Clone + Default + Send + Sync + 'static {
     fn entries(&self) -> impl Iterator<Item = &Shared<Self::K, Self::V>> + '_;
 }
 
+/// A visitor of a write set: the key, and the entry written (`None` if removed).
+pub(crate) type Visit<'a, K, V> = dyn FnMut(&K, Option<&Shared<K, V>>) + 'a;
+
 /// The writes of one transaction to one table: the last write per key (`None` = removed).
 pub(crate) trait WriteSet<K, V>: Default + Send + Sync + 'static {
     fn put(&mut self, entry: Shared<K, V>);
     fn delete(&mut self, key: K);
     /// `Some(None)` if the key was removed, `Some(Some(e))` if written, `None` if untouched.
     fn get(&self, key: &K) -> Option<Option<&Shared<K, V>>>;
-    fn for_each(&self, f: &mut dyn FnMut(&K, Option<&Shared<K, V>>));
+    fn for_each(&self, f: &mut Visit<'_, K, V>);
 }
 
 /// Why an encoded record did not decode.

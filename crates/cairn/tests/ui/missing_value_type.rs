@@ -1,0 +1,7 @@
+cairn::schema! {
+    Broken {
+        accounts: <String>,
+    }
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+cairn::schema! {
+    Broken {
+        accounts: sorted<u32, String>,
+    }
+}
+
+fn main() {}
