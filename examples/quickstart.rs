@@ -39,7 +39,12 @@ fn main() -> Result<(), cairn::Error> {
     if db.accounts.is_empty() {
         println!("{path} is new: storing an account and its first file");
     } else {
-        println!("{path} holds {} accounts and {} files (last commit #{}):", db.accounts.len(), db.files.len(), db.db().last_seq());
+        println!(
+            "{path} holds {} accounts and {} files (last commit #{}):",
+            db.accounts.len(),
+            db.files.len(),
+            db.db().last_seq()
+        );
         db.read(|r| {
             for (name, account) in r.accounts.iter() {
                 println!("  {} ({}):", account.display_name, name.0);
@@ -57,10 +62,13 @@ fn main() -> Result<(), cairn::Error> {
     let run = db.files.len() + 1;
     db.transaction(|tx| {
         let id = Uuid::new_v4();
-        tx.files.insert(id, FileMeta { owner: name.clone(), name: format!("notes-{run}.txt"), size: 100 * run as u64 })?;
+        tx.files
+            .insert(id, FileMeta { owner: name.clone(), name: format!("notes-{run}.txt"), size: 100 * run as u64 })?;
         match tx.accounts.update(&name, |a| a.files.push(id))? {
             Some(()) => {}
-            None => tx.accounts.insert(name.clone(), Account { display_name: "Ada Lovelace".into(), files: vec![id] })?,
+            None => {
+                tx.accounts.insert(name.clone(), Account { display_name: "Ada Lovelace".into(), files: vec![id] })?
+            }
         }
         Ok::<_, cairn::Error>(())
     })?;

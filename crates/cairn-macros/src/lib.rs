@@ -46,14 +46,20 @@ impl Parse for SchemaInput {
         let tables = Punctuated::<TableInput, Token![,]>::parse_terminated(&body)?;
         let tables: Vec<TableInput> = tables.into_iter().collect();
         if tables.is_empty() {
-            return Err(syn::Error::new(name.span(), "a schema needs at least one table, as in `accounts: <Username, Account>`"));
+            return Err(syn::Error::new(
+                name.span(),
+                "a schema needs at least one table, as in `accounts: <Username, Account>`",
+            ));
         }
         for (i, t) in tables.iter().enumerate() {
             if tables[..i].iter().any(|u| u.name == t.name) {
                 return Err(syn::Error::new(t.name.span(), format!("table `{}` is declared twice", t.name)));
             }
             if t.name == "db" {
-                return Err(syn::Error::new(t.name.span(), "`db` is reserved for the database handle; name the table otherwise"));
+                return Err(syn::Error::new(
+                    t.name.span(),
+                    "`db` is reserved for the database handle; name the table otherwise",
+                ));
             }
         }
         if !input.is_empty() {
@@ -86,7 +92,10 @@ impl Parse for TableInput {
         let open: Token![<] = input.parse().map_err(|e| syn::Error::new(e.span(), "expected `<Key, Value>`"))?;
         let key: Type = input.parse()?;
         if !input.peek(Token![,]) {
-            return Err(syn::Error::new(open.span, "expected `<Key, Value>`: a table needs a key type and a value type"));
+            return Err(syn::Error::new(
+                open.span,
+                "expected `<Key, Value>`: a table needs a key type and a value type",
+            ));
         }
         input.parse::<Token![,]>()?;
         let value: Type = input.parse()?;

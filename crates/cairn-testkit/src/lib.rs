@@ -32,7 +32,8 @@ pub enum Call {
     SyncDir,
 }
 
-const CALLS: [Call; 7] = [Call::Write, Call::Sync, Call::SetLen, Call::OpenWrite, Call::Rename, Call::Remove, Call::SyncDir];
+const CALLS: [Call; 7] =
+    [Call::Write, Call::Sync, Call::SetLen, Call::OpenWrite, Call::Rename, Call::Remove, Call::SyncDir];
 
 #[derive(Debug, Default)]
 struct Plan {

@@ -41,7 +41,12 @@ pub(crate) struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { durability: Durability::Immediate, segment_size: 64 << 20, compact_after: Some(64 << 20), storage: Arc::new(FsStorage) }
+        Options {
+            durability: Durability::Immediate,
+            segment_size: 64 << 20,
+            compact_after: Some(64 << 20),
+            storage: Arc::new(FsStorage),
+        }
     }
 }
 

@@ -312,4 +312,3 @@ impl<'r, K: Key + Ord, V: Value> OrderedTableRead<'r, K, V> {
         self.store.range(range).map(|e| (&e.key, &e.value))
     }
 }
-

@@ -127,7 +127,10 @@ impl<'t> Transaction<'t> {
             record::begin_put(&mut payload, self.inner.tables[pos].id);
             let encoded = record::put_serialized(&mut payload, &mut scratch, &key)
                 .map_err(|e| self.encode_err(pos, "key", e))
-                .and_then(|()| record::put_serialized(&mut payload, &mut scratch, &value).map_err(|e| self.encode_err(pos, "value", e)));
+                .and_then(|()| {
+                    record::put_serialized(&mut payload, &mut scratch, &value)
+                        .map_err(|e| self.encode_err(pos, "value", e))
+                });
             if let Err(e) = encoded {
                 payload.truncate(start);
                 return Err(e);
@@ -156,7 +159,8 @@ impl<'t> Transaction<'t> {
     fn entries<S: Store>(&self, pos: usize) -> Vec<Shared<S::K, S::V>> {
         let writes = self.writes.borrow();
         let own = writes[pos].as_ref().and_then(|w| w.downcast_ref::<S::Writes>());
-        let layers: Vec<&S::Writes> = own.into_iter().chain(self.pending.iter().rev().filter_map(|c| c.writes::<S>(pos))).collect();
+        let layers: Vec<&S::Writes> =
+            own.into_iter().chain(self.pending.iter().rev().filter_map(|c| c.writes::<S>(pos))).collect();
         let shadowed = |k: &S::K, upto: usize| layers[..upto].iter().any(|l| l.get(k).is_some());
         let mut out: Vec<Shared<S::K, S::V>> = self.inner.read(|state| {
             state.table::<S>(pos).entries().filter(|e| !shadowed(&e.key, layers.len())).cloned().collect()
@@ -216,7 +220,9 @@ macro_rules! txn_table_methods {
         where
             V: Clone,
         {
-            let Some(mut value) = self.get(key) else { return Ok(None) };
+            let Some(mut value) = self.get(key) else {
+                return Ok(None);
+            };
             let r = f(&mut value);
             self.tx.put::<$store<K, V>>(self.pos, key.clone(), value)?;
             Ok(Some(r))

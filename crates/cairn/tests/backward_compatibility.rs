@@ -25,7 +25,11 @@ cairn::schema! {
 }
 
 fn doc(i: u64) -> Doc {
-    Doc { title: format!("doc {i}"), words: (0..i % 4).map(|w| format!("w{w}")).collect(), stars: (!i.is_multiple_of(3)).then_some((i % 6) as u8) }
+    Doc {
+        title: format!("doc {i}"),
+        words: (0..i % 4).map(|w| format!("w{w}")).collect(),
+        stars: (!i.is_multiple_of(3)).then_some((i % 6) as u8),
+    }
 }
 
 fn expected() -> (BTreeMap<String, Doc>, BTreeMap<u64, String>) {
@@ -92,7 +96,8 @@ fn format_v1_opens() {
         let e = e.unwrap();
         std::fs::copy(e.path(), work.path().join(e.file_name())).unwrap();
     }
-    let names: Vec<String> = std::fs::read_dir(work.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(work.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert!(names.iter().any(|n| n.ends_with(".snap")) && names.iter().any(|n| n.ends_with(".log")), "{names:?}");
     let db = Fixture::open(work.path()).unwrap();
     let (docs, order) = expected();

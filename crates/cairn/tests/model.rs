@@ -37,7 +37,12 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn open(dir: &std::path::Path) -> Model {
-    Model::builder().durability(cairn::Durability::None).segment_size(4096).compact_after(Some(16 << 10)).open(dir).unwrap()
+    Model::builder()
+        .durability(cairn::Durability::None)
+        .segment_size(4096)
+        .compact_after(Some(16 << 10))
+        .open(dir)
+        .unwrap()
 }
 
 fn check(db: &Model, model: &BTreeMap<u16, Vec<u8>>) -> Result<(), TestCaseError> {

@@ -21,7 +21,11 @@ cairn::schema! {
 }
 
 fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == ext)).collect();
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
     v.sort();
     v
 }
@@ -162,7 +166,12 @@ fn a_table_missing_from_the_schema_is_kept_and_reported() {
 #[test]
 fn background_compaction_runs_when_the_log_grows() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Notes::builder().durability(cairn::Durability::None).segment_size(16 << 10).compact_after(Some(64 << 10)).open(dir.path()).unwrap();
+    let db = Notes::builder()
+        .durability(cairn::Durability::None)
+        .segment_size(16 << 10)
+        .compact_after(Some(64 << 10))
+        .open(dir.path())
+        .unwrap();
     for i in 0..2000 {
         db.notes.insert(i % 300, format!("{i:>100}")).unwrap();
     }

@@ -46,7 +46,15 @@ fn hash_table_reads_and_writes() {
 
     db.accounts.insert(ada.clone(), account(2)).unwrap();
     assert_eq!(db.accounts.len(), 1, "insert replaces");
-    assert_eq!(db.accounts.update(&ada, |a| { a.balance += 40; a.balance }).unwrap(), Some(42));
+    assert_eq!(
+        db.accounts
+            .update(&ada, |a| {
+                a.balance += 40;
+                a.balance
+            })
+            .unwrap(),
+        Some(42)
+    );
     assert_eq!(db.accounts.get(&ada).unwrap().balance, 42);
     assert_eq!(db.accounts.update(&Username("nobody".into()), |a| a.balance).unwrap(), None);
 
@@ -140,13 +148,15 @@ fn the_directory_holds_a_snapshot_and_a_fresh_segment_after_compaction() {
         db.names.insert(format!("n{i}"), i).unwrap();
     }
     db.compact().unwrap();
-    let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     // Sequence numbers: 1 created the tables, 2..=11 are the inserts.
     assert_eq!(names, vec!["00000000000000000011.snap", "00000000000000000012.log", "LOCK"]);
     db.names.insert("more".into(), 1).unwrap();
     db.compact().unwrap();
-    let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     assert_eq!(names, vec!["00000000000000000012.snap", "00000000000000000013.log", "LOCK"]);
 }

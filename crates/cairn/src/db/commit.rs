@@ -65,7 +65,13 @@ pub(crate) struct Flushed {
 }
 
 impl Pipeline {
-    pub(crate) fn new(dir: PathBuf, log: LogWriter, handle: WriteHandle<State, Arc<Committed>>, seq: u64, log_bytes: u64) -> Self {
+    pub(crate) fn new(
+        dir: PathBuf,
+        log: LogWriter,
+        handle: WriteHandle<State, Arc<Committed>>,
+        seq: u64,
+        log_bytes: u64,
+    ) -> Self {
         let synced = log.synced_seq();
         Pipeline {
             dir,
@@ -167,7 +173,14 @@ impl Pipeline {
         }
     }
 
-    fn flush(&self, chunks: &[Vec<u8>], batch: Vec<Arc<Committed>>, sync: bool, upto: u64, bytes: u64) -> Result<Flushed> {
+    fn flush(
+        &self,
+        chunks: &[Vec<u8>],
+        batch: Vec<Arc<Committed>>,
+        sync: bool,
+        upto: u64,
+        bytes: u64,
+    ) -> Result<Flushed> {
         let mut p = self.publisher.lock();
         let start = p.log.offset();
         p.log.append(chunks, upto)?;

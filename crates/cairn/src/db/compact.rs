@@ -56,7 +56,10 @@ impl Inner {
         if let Err(e) = self.storage.sync_dir(&self.dir) {
             first_error.get_or_insert(Error::io("fsync directory", &self.dir, e));
         }
-        let _ = self.pipeline.log_bytes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| Some(b.saturating_sub(freed)));
+        let _ = self
+            .pipeline
+            .log_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| Some(b.saturating_sub(freed)));
         first_error.map_or(Ok(()), Err)
     }
 }

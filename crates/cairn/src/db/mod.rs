@@ -93,7 +93,11 @@ impl Inner {
             return Ok(value);
         }
         if payload.len() as u64 > crate::log::frame::MAX_PAYLOAD {
-            return Err(Error::TransactionTooLarge { size: payload.len() as u64, limit: crate::log::frame::MAX_PAYLOAD }.into());
+            return Err(Error::TransactionTooLarge {
+                size: payload.len() as u64,
+                limit: crate::log::frame::MAX_PAYLOAD,
+            }
+            .into());
         }
         let seq = writer.next_seq;
         let committed = Arc::new(Committed { seq, writes });

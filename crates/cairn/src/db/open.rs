@@ -76,9 +76,12 @@ pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<
     while segments.len() >= 2 && segments[1].0 <= snap_seq + 1 {
         obsolete.push(segments.remove(0).1);
     }
-    let bytes: Vec<Vec<u8>> =
-        segments.iter().map(|(_, p)| storage.read_all(p).map_err(|e| Error::io("read log segment", p, e))).collect::<Result<_>>()?;
-    let data: Vec<SegmentData<'_>> = segments.iter().zip(&bytes).map(|((_, path), bytes)| SegmentData { path, bytes }).collect();
+    let bytes: Vec<Vec<u8>> = segments
+        .iter()
+        .map(|(_, p)| storage.read_all(p).map_err(|e| Error::io("read log segment", p, e)))
+        .collect::<Result<_>>()?;
+    let data: Vec<SegmentData<'_>> =
+        segments.iter().zip(&bytes).map(|((_, path), bytes)| SegmentData { path, bytes }).collect();
     let scanned = scan::scan(&data, snap_seq)?;
 
     // The catalog: the snapshot's, then the tables created in the log.
@@ -148,7 +151,9 @@ pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<
                 Op::CreateTable { .. } => continue,
             };
             if let Some(&pos) = pos_of.get(&table) {
-                stores[pos].apply_encoded(key, value).map_err(|f| decode_error(pos, seg.path, frame.offset as u64, f))?;
+                stores[pos]
+                    .apply_encoded(key, value)
+                    .map_err(|f| decode_error(pos, seg.path, frame.offset as u64, f))?;
             }
         }
     }

@@ -79,7 +79,11 @@ pub(crate) enum Probe<'a> {
 /// Reads the frame starting at `buf[pos..]`.
 pub(crate) fn probe(buf: &[u8], pos: usize) -> Probe<'_> {
     let Some(h) = buf.get(pos..pos + HEADER_LEN) else {
-        return if buf[pos.min(buf.len())..].iter().all(|&b| b == 0) { Probe::Zeros } else { Probe::Bad("truncated frame header") };
+        return if buf[pos.min(buf.len())..].iter().all(|&b| b == 0) {
+            Probe::Zeros
+        } else {
+            Probe::Bad("truncated frame header")
+        };
     };
     if h.iter().all(|&b| b == 0) {
         return Probe::Zeros;

@@ -80,7 +80,9 @@ pub(crate) fn scan(segments: &[SegmentData<'_>], after: u64) -> Result<Scan, Cor
                 return Err(Corruption::new(
                     seg.path,
                     0,
-                    format!("log starts at sequence number {first} but the snapshot ends at {after}: a segment is missing"),
+                    format!(
+                        "log starts at sequence number {first} but the snapshot ends at {after}: a segment is missing"
+                    ),
                 ))
             }
             None => {}
@@ -126,7 +128,14 @@ fn expected_or(expected: Option<u64>, after: u64) -> u64 {
 }
 
 /// Decides between damage and a torn tail at `segments[seg]`, offset `pos`, where sequence number `expected` was due.
-fn bad(segments: &[SegmentData<'_>], seg: usize, pos: usize, expected: u64, reason: &'static str, mut out: Scan) -> Result<Scan, Corruption> {
+fn bad(
+    segments: &[SegmentData<'_>],
+    seg: usize,
+    pos: usize,
+    expected: u64,
+    reason: &'static str,
+    mut out: Scan,
+) -> Result<Scan, Corruption> {
     if let Some((j, p, durable)) = durable_evidence(segments, seg, pos, expected) {
         return Err(Corruption::new(
             segments[seg].path,
@@ -144,7 +153,12 @@ fn bad(segments: &[SegmentData<'_>], seg: usize, pos: usize, expected: u64, reas
 
 /// Proof that sequence number `expected`, due at `(seg, pos)`, had been fsynced: the place of the proof and the
 /// sequence number it shows durable.
-fn durable_evidence(segments: &[SegmentData<'_>], seg: usize, pos: usize, expected: u64) -> Option<(usize, usize, u64)> {
+fn durable_evidence(
+    segments: &[SegmentData<'_>],
+    seg: usize,
+    pos: usize,
+    expected: u64,
+) -> Option<(usize, usize, u64)> {
     for (j, s) in segments.iter().enumerate().skip(seg) {
         let start = if j == seg {
             pos + frame::ALIGN
@@ -173,7 +187,6 @@ fn durable_evidence(segments: &[SegmentData<'_>], seg: usize, pos: usize, expect
     }
     None
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -27,16 +27,30 @@ pub(crate) struct Folded {
 }
 
 /// Writes the snapshot for sequence number `upto` from `old` and `segments` (closed, in order) into `dir`.
-pub(crate) fn fold(storage: &dyn Storage, dir: &Path, old: Option<&Path>, segments: &[PathBuf], upto: u64) -> Result<Folded> {
+pub(crate) fn fold(
+    storage: &dyn Storage,
+    dir: &Path,
+    old: Option<&Path>,
+    segments: &[PathBuf],
+    upto: u64,
+) -> Result<Folded> {
     let old = old.map(|p| Snapshot::read(storage, p)).transpose()?;
     let after = old.as_ref().map_or(0, |s| s.seq);
     let mut catalog = old.as_ref().map(|s| s.catalog.clone()).unwrap_or_default();
-    let bytes: Vec<Vec<u8>> =
-        segments.iter().map(|p| storage.read_all(p).map_err(|e| Error::io("read log segment", p, e))).collect::<Result<_>>()?;
-    let data: Vec<SegmentData<'_>> = segments.iter().zip(&bytes).map(|(path, bytes)| SegmentData { path, bytes }).collect();
+    let bytes: Vec<Vec<u8>> = segments
+        .iter()
+        .map(|p| storage.read_all(p).map_err(|e| Error::io("read log segment", p, e)))
+        .collect::<Result<_>>()?;
+    let data: Vec<SegmentData<'_>> =
+        segments.iter().zip(&bytes).map(|(path, bytes)| SegmentData { path, bytes }).collect();
     let scanned = scan::scan(&data, after)?;
     if let Some(cut) = scanned.cut {
-        return Err(Corruption::new(&segments[cut.segment], cut.offset as u64, format!("closed log segment is not whole: {}", cut.reason)).into());
+        return Err(Corruption::new(
+            &segments[cut.segment],
+            cut.offset as u64,
+            format!("closed log segment is not whole: {}", cut.reason),
+        )
+        .into());
     }
     let mut latest: BTreeMap<(u32, &[u8]), Option<&[u8]>> = BTreeMap::new();
     for frame in scanned.frames.iter().filter(|f| f.header.seq <= upto) {
@@ -56,7 +70,12 @@ pub(crate) fn fold(storage: &dyn Storage, dir: &Path, old: Option<&Path>, segmen
                 }
                 Err(at) => {
                     let offset = (frame.offset + crate::log::frame::HEADER_LEN + at) as u64;
-                    return Err(Corruption::new(&segments[frame.segment], offset, "malformed operation in a checksummed frame").into());
+                    return Err(Corruption::new(
+                        &segments[frame.segment],
+                        offset,
+                        "malformed operation in a checksummed frame",
+                    )
+                    .into());
                 }
             }
         }

@@ -81,7 +81,14 @@ impl SnapshotWriter {
         let crc = crc32c::crc32c(&header[0..28]);
         header[28..32].copy_from_slice(&crc.to_le_bytes());
         file.write_all_at(&header, 0).map_err(|e| Error::io("write snapshot", &tmp, e))?;
-        let mut w = SnapshotWriter { file, tmp, offset: HEADER_LEN as u64, block: Vec::with_capacity(BLOCK_TARGET * 2), records: 0, blocks: 0 };
+        let mut w = SnapshotWriter {
+            file,
+            tmp,
+            offset: HEADER_LEN as u64,
+            block: Vec::with_capacity(BLOCK_TARGET * 2),
+            records: 0,
+            blocks: 0,
+        };
         for t in catalog {
             record::put_create(&mut w.block, t.id, t.kind, &t.name);
         }
@@ -171,17 +178,28 @@ impl Snapshot {
             return Err(damaged(8, &format!("snapshot written by format version {version}, this build reads versions 1 to {FORMAT_VERSION}; use a Cairn that reads it")));
         }
         let seq = u64::from_le_bytes(header[16..24].try_into().expect("8 bytes"));
-        let mut snap = Snapshot { path: path.to_path_buf(), seq, catalog: Vec::new(), bytes: Vec::new(), record_blocks: Vec::new(), record_count: 0 };
+        let mut snap = Snapshot {
+            path: path.to_path_buf(),
+            seq,
+            catalog: Vec::new(),
+            bytes: Vec::new(),
+            record_blocks: Vec::new(),
+            record_count: 0,
+        };
         let mut pos = HEADER_LEN;
         let mut blocks = 0u64;
         let mut last: Option<(u32, &[u8])> = None;
         loop {
-            let h = bytes.get(pos..pos + BLOCK_HEADER_LEN).ok_or_else(|| damaged(pos, "snapshot ends without its end block"))?;
+            let h = bytes
+                .get(pos..pos + BLOCK_HEADER_LEN)
+                .ok_or_else(|| damaged(pos, "snapshot ends without its end block"))?;
             let len = u32::from_le_bytes(h[0..4].try_into().expect("4 bytes")) as usize;
             let kind = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
             let stored = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
             let start = pos + BLOCK_HEADER_LEN;
-            let payload = bytes.get(start..start + len).ok_or_else(|| damaged(pos, "snapshot block runs past the end of the file"))?;
+            let payload = bytes
+                .get(start..start + len)
+                .ok_or_else(|| damaged(pos, "snapshot block runs past the end of the file"))?;
             if crc32c::crc32c_append(crc32c::crc32c(&h[0..8]), payload) != stored {
                 return Err(damaged(pos, "snapshot block checksum mismatch"));
             }
@@ -189,7 +207,9 @@ impl Snapshot {
                 KIND_CATALOG if blocks == 0 => {
                     for op in record::ops(payload) {
                         match op {
-                            Ok(Op::CreateTable { table, kind, name }) => snap.catalog.push(CatalogEntry { id: table, kind, name: name.to_string() }),
+                            Ok(Op::CreateTable { table, kind, name }) => {
+                                snap.catalog.push(CatalogEntry { id: table, kind, name: name.to_string() })
+                            }
                             Ok(_) | Err(_) => return Err(damaged(start, "malformed catalog entry")),
                         }
                     }
@@ -197,7 +217,8 @@ impl Snapshot {
                 KIND_RECORDS if blocks > 0 => {
                     let mut p = 0;
                     while p < payload.len() {
-                        let (table, key, _) = next_record(payload, &mut p).ok_or_else(|| damaged(start + p, "malformed snapshot record"))?;
+                        let (table, key, _) = next_record(payload, &mut p)
+                            .ok_or_else(|| damaged(start + p, "malformed snapshot record"))?;
                         if last.is_some_and(|l| l >= (table, key)) {
                             return Err(damaged(start + p, "snapshot records out of order"));
                         }
@@ -208,7 +229,10 @@ impl Snapshot {
                 }
                 KIND_END => {
                     let counts = (payload.len() == 16).then(|| {
-                        (u64::from_le_bytes(payload[0..8].try_into().expect("8 bytes")), u64::from_le_bytes(payload[8..16].try_into().expect("8 bytes")))
+                        (
+                            u64::from_le_bytes(payload[0..8].try_into().expect("8 bytes")),
+                            u64::from_le_bytes(payload[8..16].try_into().expect("8 bytes")),
+                        )
                     });
                     if counts != Some((snap.record_count, blocks)) {
                         return Err(damaged(pos, "snapshot end block does not match its contents"));

@@ -35,7 +35,10 @@ impl<K: Ord, V> OrderedStore<K, V> {
     }
 
     /// The entries whose keys fall in `range`, in order.
-    pub(crate) fn range<Q: Ord + ?Sized, R: RangeBounds<Q>>(&self, range: R) -> impl DoubleEndedIterator<Item = &Shared<K, V>> + '_
+    pub(crate) fn range<Q: Ord + ?Sized, R: RangeBounds<Q>>(
+        &self,
+        range: R,
+    ) -> impl DoubleEndedIterator<Item = &Shared<K, V>> + '_
     where
         K: Borrow<Q>,
     {
