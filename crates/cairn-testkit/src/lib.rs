@@ -20,7 +20,7 @@ pub enum Call {
     Write,
     /// `sync_data` or `sync_all` on any file.
     Sync,
-    /// `set_len` on any file.
+    /// `set_len` or `allocate` on any file.
     SetLen,
     /// Opening a file for writing (creating it if needed).
     OpenWrite,
@@ -197,6 +197,11 @@ impl StorageFile for FaultyFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.storage.check(Call::SetLen)?;
         self.inner.set_len(len)
+    }
+
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        self.storage.check(Call::SetLen)?;
+        self.inner.allocate(len)
     }
 
     fn size(&self) -> io::Result<u64> {

@@ -43,6 +43,9 @@ pub trait StorageFile: Send + Sync + Debug {
     fn sync_all(&self) -> io::Result<()>;
     /// Sets the file's length, truncating or extending with zeros.
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Reserves space so that the file is at least `len` bytes long and writes below `len` allocate nothing; the new
+    /// bytes read as zeros. Never shrinks the file.
+    fn allocate(&self, len: u64) -> io::Result<()>;
     /// The file's length in bytes.
     fn size(&self) -> io::Result<u64>;
 }
@@ -154,6 +157,13 @@ impl StorageFile for FsFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
+    }
+
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        if self.size()? >= len {
+            return Ok(());
+        }
+        fs4::FileExt::allocate(&self.0, len)
     }
 
     fn size(&self) -> io::Result<u64> {

@@ -42,16 +42,28 @@ fn contents(db: &Notes) -> BTreeMap<u32, String> {
     db.notes.iter().collect()
 }
 
-/// Writes `n` single-record commits and returns the log length after each.
-fn write_commits(dir: &Path, n: u32) -> Vec<u64> {
-    let db = Notes::open(dir).unwrap();
-    let log = files(dir, "log").pop().unwrap();
+/// The end (padding included) of every frame in a log segment, read from the frame headers (docs/format.md).
+fn frame_ends(bytes: &[u8]) -> Vec<u64> {
     let mut ends = Vec::new();
-    for i in 0..n {
-        db.notes.insert(i, format!("note {i} {}", "y".repeat(i as usize * 7))).unwrap();
-        ends.push(fs::metadata(&log).unwrap().len());
+    let mut pos = 32;
+    while pos + 32 <= bytes.len() && bytes[pos..pos + 32].iter().any(|&b| b != 0) {
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        pos += (32 + len).div_ceil(8) * 8;
+        ends.push(pos as u64);
     }
     ends
+}
+
+/// Writes `n` single-record commits (after the table-creating one) and returns the end of each in the log.
+fn write_commits(dir: &Path, n: u32) -> Vec<u64> {
+    let db = Notes::open(dir).unwrap();
+    for i in 0..n {
+        db.notes.insert(i, format!("note {i} {}", "y".repeat(i as usize * 7))).unwrap();
+    }
+    drop(db);
+    let ends = frame_ends(&fs::read(files(dir, "log").pop().unwrap()).unwrap());
+    assert_eq!(ends.len() as u32, n + 1);
+    ends[1..].to_vec()
 }
 
 #[test]
@@ -61,7 +73,9 @@ fn torn_tail_at_every_offset_recovers_the_committed_prefix_and_keeps_new_writes(
     let log_name = files(base.path(), "log").pop().unwrap().file_name().unwrap().to_owned();
     let full = fs::read(base.path().join(&log_name)).unwrap();
     let from = ends[ends.len() - 4];
-    for cut in from..=full.len() as u64 {
+    let data_end = *ends.last().unwrap();
+    assert!(full.len() as u64 >= data_end);
+    for cut in from..=data_end {
         let work = tempfile::tempdir().unwrap();
         copy_dir(base.path(), work.path());
         fs::write(work.path().join(&log_name), &full[..cut as usize]).unwrap();
@@ -89,14 +103,20 @@ fn garbage_after_the_last_record_is_cut() {
     write_commits(dir.path(), 5);
     let log = files(dir.path(), "log").pop().unwrap();
     let mut bytes = fs::read(&log).unwrap();
-    let len = bytes.len();
-    bytes.extend((0..1000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
+    let end = frame_ends(&bytes).pop().unwrap() as usize;
+    // Garbage right after the data, and more far into the reserved space.
+    for (i, b) in bytes[end..end + 1000].iter_mut().enumerate() {
+        *b = ((i as u32).wrapping_mul(2654435761) >> 13) as u8 | 1;
+    }
+    let far = bytes.len() - 10;
+    bytes[far] = 0xee;
     fs::write(&log, &bytes).unwrap();
     let db = Notes::open(dir.path()).unwrap();
     assert_eq!(db.notes.len(), 5);
+    let zeroed = fs::read(&log).unwrap();
+    assert!(zeroed[end..].iter().all(|&b| b == 0), "the torn tail is zeroed before anything is appended");
     db.notes.insert(5, "five".into()).unwrap();
     drop(db);
-    assert!(fs::metadata(&log).unwrap().len() > len as u64);
     let db = Notes::open(dir.path()).unwrap();
     assert_eq!(db.notes.len(), 6);
 }
@@ -182,8 +202,8 @@ fn background_compaction_runs_when_the_log_grows() {
     }
     let expected = contents(&db);
     drop(db);
-    let logs: u64 = files(dir.path(), "log").iter().map(|p| fs::metadata(p).unwrap().len()).sum();
-    assert!(logs < 2000 * 120, "compaction dropped the folded log ({logs} bytes left)");
+    let frames: usize = files(dir.path(), "log").iter().map(|p| frame_ends(&fs::read(p).unwrap()).len()).sum();
+    assert!(frames < 2000, "compaction dropped the folded log ({frames} frames left)");
     let db = Notes::open(dir.path()).unwrap();
     assert_eq!(contents(&db), expected);
 }

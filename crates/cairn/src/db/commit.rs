@@ -207,6 +207,13 @@ impl Pipeline {
         Ok(Flushed { log_bytes })
     }
 
+    /// After a compaction: the log not yet folded is the active segment's frames.
+    pub(crate) fn reset_log_bytes(&self) {
+        let p = self.publisher.lock();
+        let active = p.log.offset().saturating_sub(crate::log::segment::HEADER_LEN as u64);
+        self.log_bytes.store(active, Ordering::Release);
+    }
+
     /// Fsyncs whatever was written and not yet synced (the periodic syncer, and a clean close).
     pub(crate) fn sync_now(&self) -> Result<()> {
         let mut p = self.publisher.lock();

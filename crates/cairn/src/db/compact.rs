@@ -7,7 +7,6 @@
 //! next compaction) recognizes as covered by the snapshot and removes.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 
 use super::Inner;
 use crate::error::{Error, Result};
@@ -42,24 +41,16 @@ impl Inner {
         *current = Some((folded.seq, folded.path.clone()));
         tracing::debug!(dir = %self.dir.display(), seq = folded.seq, records = folded.records, "compacted");
 
-        let mut freed = 0u64;
         let mut first_error = None;
         for path in leftovers.iter().chain(&paths).chain(base_path.iter()) {
-            let size = self.storage.open_read(path).and_then(|f| f.size()).unwrap_or(0);
-            match self.storage.remove(path) {
-                Ok(()) => freed += size,
-                Err(e) => {
-                    first_error.get_or_insert(Error::io("remove file replaced by the new snapshot", path, e));
-                }
+            if let Err(e) = self.storage.remove(path) {
+                first_error.get_or_insert(Error::io("remove file replaced by the new snapshot", path, e));
             }
         }
         if let Err(e) = self.storage.sync_dir(&self.dir) {
             first_error.get_or_insert(Error::io("fsync directory", &self.dir, e));
         }
-        let _ = self
-            .pipeline
-            .log_bytes
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| Some(b.saturating_sub(freed)));
+        self.pipeline.reset_log_bytes();
         first_error.map_or(Ok(()), Err)
     }
 }

@@ -178,13 +178,28 @@ pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<
     if !obsolete.is_empty() {
         storage.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
     }
-    let log_bytes: u64 = bytes.iter().take(segments.len()).map(|b| b.len() as u64).sum();
+    let log_bytes: u64 = scanned.frames.iter().map(|f| f.header.frame_len() as u64).sum();
+    // Bytes after the end of the data that are not zero (a torn write) are zeroed before anything is appended.
+    let dirty_end = match (segments.len().checked_sub(1), scanned.cut.as_ref()) {
+        (Some(last), cut) if cut.is_none_or(|c| c.offset != 0) => {
+            let tail = bytes[last].get(resume_end as usize..).unwrap_or_default();
+            resume_end + tail.iter().rposition(|&b| b != 0).map_or(0, |i| i as u64 + 1)
+        }
+        _ => resume_end,
+    };
     drop(bytes);
     let resumable = scanned.cut.as_ref().is_none_or(|c| c.offset != 0) && !segments.is_empty();
     let log = match segments.last() {
-        Some((first, path)) if resumable => {
-            LogWriter::resume(storage.clone(), dir, path.clone(), *first, resume_end, last_seq, options.segment_size)?
-        }
+        Some((first, path)) if resumable => LogWriter::resume(
+            storage.clone(),
+            dir,
+            path.clone(),
+            *first,
+            resume_end,
+            dirty_end,
+            last_seq,
+            options.segment_size,
+        )?,
         _ => LogWriter::create(storage.clone(), dir, last_seq + 1, options.segment_size)?,
     };
 
