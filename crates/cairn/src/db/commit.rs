@@ -60,7 +60,7 @@ pub(crate) struct Pipeline {
 
 /// What a flush by a leader may ask of the database afterwards.
 pub(crate) struct Flushed {
-    /// The active segment filled up and was rolled: time to consider compaction.
+    /// Bytes of log written since the last snapshot, counting this flush: compaction is due past a threshold.
     pub(crate) log_bytes: u64,
 }
 

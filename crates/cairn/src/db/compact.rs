@@ -31,10 +31,7 @@ impl Inner {
             .collect();
         closed.sort();
         // Segments whose frames the base snapshot already holds are leftovers: skip them, remove them below.
-        let mut leftovers = Vec::new();
-        while closed.len() >= 2 && closed[1].0 <= base_seq + 1 {
-            leftovers.push(closed.remove(0).1);
-        }
+        let leftovers = segment::take_covered(&mut closed, base_seq);
         let paths: Vec<PathBuf> = closed.into_iter().map(|(_, p)| p).collect();
         let base_path = current.as_ref().map(|(_, p)| p.clone());
         let folded = merge::fold(&*self.storage, &self.dir, base_path.as_deref(), &paths, upto)?;

@@ -73,9 +73,7 @@ pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<
 
     // Segments entirely covered by the snapshot are leftovers too.
     let mut segments = listing.segments;
-    while segments.len() >= 2 && segments[1].0 <= snap_seq + 1 {
-        obsolete.push(segments.remove(0).1);
-    }
+    obsolete.extend(segment::take_covered(&mut segments, snap_seq));
     let bytes: Vec<Vec<u8>> = segments
         .iter()
         .map(|(_, p)| storage.read_all(p).map_err(|e| Error::io("read log segment", p, e)))

@@ -67,6 +67,14 @@ pub(crate) fn decode_header(buf: &[u8]) -> Result<u64, HeaderError> {
     Ok(u64::from_le_bytes(h[16..24].try_into().expect("8 bytes")))
 }
 
+/// Removes from the front of `segments` (sorted by first sequence number) those whose every frame is at or before
+/// `seq`, the sequence number a snapshot holds, and returns their paths: each is known to be covered when the next
+/// segment starts at or before `seq + 1`.
+pub(crate) fn take_covered(segments: &mut Vec<(u64, std::path::PathBuf)>, seq: u64) -> Vec<std::path::PathBuf> {
+    let covered = segments.windows(2).take_while(|w| w[1].0 <= seq + 1).count();
+    segments.drain(..covered).map(|(_, p)| p).collect()
+}
+
 /// Parses a segment file name back into its `first_seq`.
 pub(crate) fn parse_name(name: &str) -> Option<u64> {
     let stem = name.strip_suffix(EXT)?.strip_suffix('.')?;
@@ -92,6 +100,16 @@ mod tests {
         let crc = crc32c::crc32c(&future[0..28]);
         future[28..32].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(decode_header(&future), Err(HeaderError::Unsupported(_))));
+    }
+
+    #[test]
+    fn covered_segments_are_those_before_one_starting_within_the_snapshot() {
+        use std::path::PathBuf;
+        let mut segs: Vec<(u64, PathBuf)> = [1, 5, 9, 14].iter().map(|&f| (f, PathBuf::from(file_name(f)))).collect();
+        assert_eq!(take_covered(&mut segs, 8), vec![PathBuf::from(file_name(1)), PathBuf::from(file_name(5))]);
+        assert_eq!(segs.iter().map(|s| s.0).collect::<Vec<_>>(), vec![9, 14]);
+        assert!(take_covered(&mut segs, 20).len() == 1, "the last segment is never taken");
+        assert!(take_covered(&mut segs, 99).is_empty());
     }
 
     #[test]
