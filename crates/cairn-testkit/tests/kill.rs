@@ -36,7 +36,18 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[test]
 fn kill_9_loses_no_acknowledged_commit_and_applies_no_half_transaction() {
-    let kills = env_or("CAIRN_KILLS", DEFAULT_KILLS);
+    kill_loop("immediate", env_or("CAIRN_KILLS", DEFAULT_KILLS));
+}
+
+/// A crash of the process alone loses nothing in any durability mode: an acknowledged commit was handed to the OS.
+#[test]
+fn kill_9_loses_nothing_with_periodic_or_no_fsync() {
+    let kills = env_or("CAIRN_KILLS", DEFAULT_KILLS) / 5;
+    kill_loop("periodic", kills.max(10));
+    kill_loop("none", kills.max(10));
+}
+
+fn kill_loop(durability: &str, kills: u64) {
     let seed = env_or("CAIRN_SEED", DEFAULT_SEED);
     let mut rng = StdRng::seed_from_u64(seed);
     let tmp = tempfile::tempdir().unwrap();
@@ -47,7 +58,7 @@ fn kill_9_loses_no_acknowledged_commit_and_applies_no_half_transaction() {
     let mut ledger: Vec<(u64, Transfer)> = Vec::new();
     let mut failure = None;
     for kill in 1..=kills {
-        let mut run = Run::spawn(&dir);
+        let mut run = Run::spawn(&dir, durability);
         if rng.random_bool(0.2) {
             thread::sleep(Duration::from_millis(rng.random_range(0..=20)));
         } else {
@@ -125,7 +136,7 @@ fn kill_9_loses_no_acknowledged_commit_and_applies_no_half_transaction() {
         t.kills, t.acked, t.lost, t.half_applied
     );
     println!(
-        "seed: {seed:#x}, killed before ready: {}, kills mid-compaction: {}, recovered but unacknowledged: {}, \
+        "durability: {durability}, seed: {seed:#x}, killed before ready: {}, kills mid-compaction: {}, recovered but unacknowledged: {}, \
          not a prefix: {}, ledger entries: {}, {:.1?}",
         t.before_ready,
         t.mid_compaction,
@@ -182,9 +193,10 @@ struct Ended {
 }
 
 impl Run {
-    fn spawn(dir: &Path) -> Run {
+    fn spawn(dir: &Path, durability: &str) -> Run {
         let mut child = Command::new(env!("CARGO_BIN_EXE_crash_child"))
             .arg(dir)
+            .arg(durability)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -269,7 +281,7 @@ struct Recovered {
 /// Opens the database, reads every table at one state, closes it, and checks what it read against `acked` (sorted)
 /// and `earlier`, the ledger of the previous reopen.
 fn recover(dir: &Path, acked: &[u64], earlier: &[(u64, Transfer)]) -> cairn::Result<Recovered> {
-    let db = bank::open(dir)?;
+    let db = bank::open(dir, cairn::Durability::Immediate)?;
     let (balances, ledger) = db.read(|r| {
         let balances: BTreeMap<u32, i64> = r.accounts.iter().map(|(&a, &b)| (a, b)).collect();
         let ledger: Vec<(u64, Transfer)> = r.ledger.iter().map(|(&k, &t)| (k, t)).collect();

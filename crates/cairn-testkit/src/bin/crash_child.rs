@@ -41,18 +41,21 @@ fn main() -> ExitCode {
         report(info);
         std::process::abort();
     }));
-    let Some(dir) = std::env::args_os().nth(1) else {
-        eprintln!("usage: crash_child DIR");
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let (Some(dir), Some(durability)) =
+        (args.first(), args.get(1).and_then(|m| bank::durability(&m.to_string_lossy())))
+    else {
+        eprintln!("usage: crash_child DIR immediate|periodic|none");
         return ExitCode::from(2);
     };
-    let Err(e) = run(Path::new(&dir));
+    let Err(e) = run(Path::new(dir), durability);
     eprintln!("crash_child: {e}");
     ExitCode::FAILURE
 }
 
 /// Runs until a writer fails, and returns its error.
-fn run(dir: &Path) -> Result<Infallible, BoxError> {
-    let db = bank::open(dir)?;
+fn run(dir: &Path, durability: cairn::Durability) -> Result<Infallible, BoxError> {
+    let db = bank::open(dir, durability)?;
     db.transaction(|tx| {
         if tx.accounts.is_empty() {
             for account in 0..ACCOUNTS {

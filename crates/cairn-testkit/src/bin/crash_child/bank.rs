@@ -27,12 +27,19 @@ cairn::schema! {
     }
 }
 
-/// Opens the bank in `dir` with `Immediate` durability, and segments and a compaction threshold small enough that
+/// The durability a child runs with, by the name the test passes on its command line.
+#[allow(dead_code)] // The test only opens with `Immediate`.
+pub(crate) fn durability(name: &str) -> Option<cairn::Durability> {
+    match name {
+        "immediate" => Some(cairn::Durability::Immediate),
+        "periodic" => Some(cairn::Durability::Periodic(std::time::Duration::from_millis(5))),
+        "none" => Some(cairn::Durability::None),
+        _ => None,
+    }
+}
+
+/// Opens the bank in `dir` with `durability`, and segments and a compaction threshold small enough that
 /// segment rolls (every ~40 commits) and automatic compactions (every ~170) happen in every run.
-pub(crate) fn open(dir: &Path) -> cairn::Result<Bank> {
-    Bank::builder()
-        .durability(cairn::Durability::Immediate)
-        .segment_size(4 * 1024)
-        .compact_after(Some(16 * 1024))
-        .open(dir)
+pub(crate) fn open(dir: &Path, durability: cairn::Durability) -> cairn::Result<Bank> {
+    Bank::builder().durability(durability).segment_size(4 * 1024).compact_after(Some(16 * 1024)).open(dir)
 }
