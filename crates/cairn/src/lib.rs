@@ -46,6 +46,8 @@
 mod db;
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod log;
 mod options;
 mod schema;

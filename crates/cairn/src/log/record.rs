@@ -40,7 +40,6 @@ pub(crate) fn put_serialized<T: Serialize + ?Sized>(
 }
 
 /// Appends a put of already-encoded key and value.
-#[cfg(test)]
 pub(crate) fn put_raw(out: &mut Vec<u8>, table: u32, key: &[u8], value: &[u8]) {
     out.push(PUT);
     put_varint(out, table.into());

@@ -64,6 +64,11 @@ pub(crate) fn decode_header(buf: &[u8]) -> Result<u64, HeaderError> {
             "segment written by format version {version}, this build reads versions 1 to {FORMAT_VERSION}; use a Cairn that reads it"
         )));
     }
+    if h[12..16] != [0; 4] || h[24..28] != [0; 4] {
+        return Err(HeaderError::Unsupported(
+            "segment header has flags or reserved bytes this build does not know; use a Cairn that reads it".into(),
+        ));
+    }
     Ok(u64::from_le_bytes(h[16..24].try_into().expect("8 bytes")))
 }
 

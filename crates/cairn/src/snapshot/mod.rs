@@ -177,6 +177,12 @@ impl Snapshot {
         if version == 0 || version > FORMAT_VERSION {
             return Err(damaged(8, &format!("snapshot written by format version {version}, this build reads versions 1 to {FORMAT_VERSION}; use a Cairn that reads it")));
         }
+        if header[12..16] != [0; 4] || header[24..28] != [0; 4] {
+            return Err(damaged(
+                12,
+                "snapshot header has flags or reserved bytes this build does not know; use a Cairn that reads it",
+            ));
+        }
         let seq = u64::from_le_bytes(header[16..24].try_into().expect("8 bytes"));
         let mut snap = Snapshot {
             path: path.to_path_buf(),
