@@ -68,10 +68,13 @@ impl Pipeline {
     pub(crate) fn new(
         dir: PathBuf,
         log: LogWriter,
-        handle: WriteHandle<State, Arc<Committed>>,
+        mut handle: WriteHandle<State, Arc<Committed>>,
         seq: u64,
         log_bytes: u64,
     ) -> Self {
+        // Both copies are clones at `seq`; publishing once before any operation keeps them equal, so the second
+        // publish needs no clone (see `State::sync_with`).
+        handle.publish();
         let synced = log.synced_seq();
         Pipeline {
             dir,
@@ -194,6 +197,9 @@ impl Pipeline {
         for committed in batch {
             p.handle.append(committed);
         }
+        // The first publish makes the batch visible; the second waits for the readers still in the old copy and
+        // applies the batch there too, so the next commit does not pay for this one and the write sets are freed.
+        p.handle.publish();
         p.handle.publish();
         self.published.store(upto, Ordering::Release);
         let log_bytes = self.log_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
