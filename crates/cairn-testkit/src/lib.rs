@@ -2,6 +2,8 @@
 //!
 //! - [`FaultyStorage`]: the real file system behind Cairn's storage seam, counting every call and failing the ones a
 //!   test chooses, with the error kind it chooses (ENOSPC, EIO, ...).
+//! - [`SimStorage`]: an in-memory disk with a volatile cache that can lose power, leaving any state a real disk may
+//!   be left in (unsynced writes dropped, kept or torn, unsynced directory entries lost), for power-loss tests.
 //!
 //! Not published; used by the tests of the workspace, the crash harness and the fuzzers.
 
@@ -12,6 +14,10 @@ use std::sync::Arc;
 
 use cairn::{FsStorage, Storage, StorageFile};
 use parking_lot::{Condvar, Mutex};
+
+pub mod sim;
+
+pub use sim::{CrashImage, CrashImages, Fate, Pending, PendingKind, Sampling, SimStorage};
 
 /// The kinds of storage call a test can count and fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

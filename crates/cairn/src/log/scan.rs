@@ -109,7 +109,23 @@ pub(crate) fn scan(segments: &[SegmentData<'_>], after: u64) -> Result<Scan, Cor
                     pos += header.frame_len();
                 }
                 Probe::Frame { .. } => return bad(segments, i, pos, next, "frame out of sequence", out),
-                Probe::Zeros if !last_segment => break,
+                Probe::Zeros if !last_segment => {
+                    // A closed segment ends here; the next must continue at `next`. If it does not, frames are
+                    // missing from the end of this one (the next segment's header proves they were durable).
+                    if let Ok(first) = segment::decode_header(segments[i + 1].bytes) {
+                        if first != next {
+                            return Err(Corruption::new(
+                                seg.path,
+                                pos.min(seg.bytes.len()) as u64,
+                                format!(
+                                    "log segment ends before sequence number {next} but the next segment starts at \
+                                     {first}: frames are missing from the end of this one"
+                                ),
+                            ));
+                        }
+                    }
+                    break;
+                }
                 Probe::Zeros if seg.bytes[pos.min(seg.bytes.len())..].iter().all(|&b| b == 0) => {
                     out.end = pos;
                     return Ok(out);
@@ -275,6 +291,17 @@ mod tests {
         let scan = scan(&data(Path::new("x.log"), &segs), 0).unwrap();
         assert_eq!(scan.last_seq, 5);
         assert_eq!(scan.frames.last().unwrap().segment, 1);
+    }
+
+    #[test]
+    fn a_closed_segment_cut_at_a_frame_boundary_is_named() {
+        let a = seg(1, 5, |q| q - 1);
+        let three = seg(1, 3, |q| q - 1).len();
+        let segs = [a[..three].to_vec(), seg(6, 2, |q| q - 1)];
+        let paths = [Path::new("a.log"), Path::new("b.log")];
+        let data: Vec<_> = segs.iter().zip(paths).map(|(b, path)| SegmentData { path, bytes: b }).collect();
+        let err = scan(&data, 0).unwrap_err();
+        assert_eq!((err.file.as_path(), err.offset), (Path::new("a.log"), three as u64));
     }
 
     #[test]
