@@ -4,7 +4,7 @@
 //! set; then, without the writer lock, it waits until its transaction is published. The first waiter that finds no
 //! leader becomes the leader: it takes everything queued so far, writes it with one call per large chunk, fsyncs once
 //! if any transaction in the batch asked for `Immediate` durability, and publishes the whole batch to readers with
-//! one left-right swap. Transactions queued while a leader works form the next batch, so concurrent committers share
+//! one switch of the state's two copies (`store::publish`). Transactions queued while a leader works form the next batch, so concurrent committers share
 //! fsyncs. Publication follows sequence order, so a commit is visible only when it and everything before it are as
 //! durable as their modes promise.
 //!
@@ -16,21 +16,21 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use left_right::WriteHandle;
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 use crate::log::frame::{FrameHeader, KIND_TXN};
 use crate::log::writer::LogWriter;
+use crate::store::publish;
 use crate::store::state::{Committed, State};
 
 /// Payloads at least this large are written from their own buffer instead of being copied into the batch.
 const OWN_CHUNK: usize = 256 * 1024;
 
-/// The log writer and the writing side of the left-right pair: whoever holds it may write and publish.
+/// The log writer and the writing side of the published state: whoever holds it may write and publish.
 pub(crate) struct Publisher {
     pub(crate) log: LogWriter,
-    handle: WriteHandle<State, Arc<Committed>>,
+    state: publish::Writer<State>,
 }
 
 #[derive(Default)]
@@ -65,22 +65,13 @@ pub(crate) struct Flushed {
 }
 
 impl Pipeline {
-    pub(crate) fn new(
-        dir: PathBuf,
-        log: LogWriter,
-        mut handle: WriteHandle<State, Arc<Committed>>,
-        seq: u64,
-        log_bytes: u64,
-    ) -> Self {
-        // Both copies are clones at `seq`; publishing once before any operation keeps them equal, so the second
-        // publish needs no clone (see `State::sync_with`).
-        handle.publish();
+    pub(crate) fn new(dir: PathBuf, log: LogWriter, state: publish::Writer<State>, seq: u64, log_bytes: u64) -> Self {
         let synced = log.synced_seq();
         Pipeline {
             dir,
             queue: Mutex::new(Queue { published: seq, last_seq: seq, ..Queue::default() }),
             turn: Condvar::new(),
-            publisher: Mutex::new(Publisher { log, handle }),
+            publisher: Mutex::new(Publisher { log, state }),
             published: AtomicU64::new(seq),
             synced: AtomicU64::new(synced),
             log_bytes: AtomicU64::new(log_bytes),
@@ -194,13 +185,9 @@ impl Pipeline {
             }
             self.synced.store(p.log.synced_seq(), Ordering::Release);
         }
-        for committed in batch {
-            p.handle.append(committed);
-        }
-        // The first publish makes the batch visible; the second waits for the readers still in the old copy and
-        // applies the batch there too, so the next commit does not pay for this one and the write sets are freed.
-        p.handle.publish();
-        p.handle.publish();
+        // Both copies get the batch before the committers return, so the next commit does not pay for this one and
+        // the write sets are freed.
+        p.state.publish(|state| batch.iter().for_each(|c| state.apply(c)));
         self.published.store(upto, Ordering::Release);
         let log_bytes = self.log_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
         if p.log.full() {

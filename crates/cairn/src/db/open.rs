@@ -202,9 +202,8 @@ pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<
     };
 
     let state = State { tables: stores, seq: last_seq };
-    let (write_handle, read_handle) = left_right::new_from_empty::<State, _>(state);
-    let reader = Reader::new(read_handle.factory());
-    drop(read_handle);
+    let (writer, shared) = crate::store::publish::new(state.clone(), state);
+    let reader = Reader::new(shared);
     let inner = Arc::new(Inner {
         dir: dir.to_path_buf(),
         storage: storage.clone(),
@@ -212,7 +211,7 @@ pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<
         tables,
         unknown_tables,
         writer: Mutex::new(Writer { next_seq: last_seq + 1, pending: Vec::new() }),
-        pipeline: Pipeline::new(dir.to_path_buf(), log, write_handle, last_seq, log_bytes),
+        pipeline: Pipeline::new(dir.to_path_buf(), log, writer, last_seq, log_bytes),
         durability: options.durability,
         snapshot: Mutex::new(snap.map(|s| (s.seq, s.path))),
         compact_after: options.compact_after,

@@ -1,14 +1,15 @@
 //! The in-memory tables and how readers see them.
 //!
-//! Every table keeps its records as `Arc<Entry<K, V>>`, and the whole database state (all tables) exists twice,
-//! in the two copies of a left-right pair (`left_right`): readers read one copy without locks or waiting, the
-//! commit path applies a transaction to the other copy, swaps the two atomically, then applies it again to the
-//! first once its last reader has left. Both copies share the same `Arc<Entry>`s, so records are stored once and only
-//! the index (a hash table or B-tree of pointers) is doubled. A swap publishes all tables at once, so a reader never
+//! Every table keeps its records as `Arc<Entry<K, V>>`, and the whole database state (all tables) exists twice (see
+//! `publish`): readers read the active copy without locks or waiting, the commit path applies a transaction to the
+//! other copy, makes it active, waits for the readers still in the old copy, then applies the transaction there
+//! too. Both copies share the same `Arc<Entry>`s, so records are stored once and only the index (a hash table or
+//! B-tree of pointers) is doubled. One switch publishes all tables at once, so a reader never
 //! sees half of a transaction. ARCHITECTURE.md records the measurements behind this choice.
 
 pub(crate) mod hash;
 pub(crate) mod ordered;
+pub(crate) mod publish;
 pub(crate) mod read;
 pub(crate) mod state;
 

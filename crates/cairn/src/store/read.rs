@@ -1,80 +1,61 @@
-//! Per-thread read handles.
+//! Per-thread readers.
 //!
-//! A `left_right::ReadHandle` belongs to one thread. Each thread keeps one per open database in a thread-local list,
-//! created on its first read, so a read costs a thread-local lookup, an epoch store and a fence, then the table
-//! lookup itself. A thread-local counter knows whether the thread is inside a read closure, so that a write from
-//! there (which would wait for the thread's own read to end) fails instead of deadlocking.
+//! A `publish::Reader` belongs to one thread. Each thread keeps one per open database in a thread-local list, created
+//! on its first read, so a read costs a thread-local lookup and the reader's two plain stores, then the table lookup
+//! itself. A thread-local counter knows whether the thread is inside a read closure, so that a write from there
+//! (which would wait for the thread's own read to end) fails instead of deadlocking.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use left_right::{ReadHandle, ReadHandleFactory};
-
+use super::publish::{self, Arc, Published};
 use super::state::State;
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
 thread_local! {
-    static HANDLES: RefCell<Vec<(u64, ReadHandle<State>)>> = const { RefCell::new(Vec::new()) };
-    static READ_DEPTH: Cell<u32> = const { Cell::new(0) };
+    static READERS: RefCell<Vec<publish::Reader<State>>> = const { RefCell::new(Vec::new()) };
+    /// Reads that run on a temporary reader (nested in a read of another database, see `with`).
+    static TEMPORARY: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Gives any thread read access to one database's published state.
 pub(crate) struct Reader {
-    id: u64,
-    factory: ReadHandleFactory<State>,
+    shared: Arc<Published<State>>,
 }
 
-struct DepthGuard;
-
-impl DepthGuard {
-    fn enter() -> Self {
-        READ_DEPTH.with(|d| d.set(d.get() + 1));
-        DepthGuard
-    }
-}
-
-impl Drop for DepthGuard {
-    fn drop(&mut self) {
-        READ_DEPTH.with(|d| d.set(d.get() - 1));
-    }
-}
-
-/// True while this thread is inside a read of any database.
+/// True while this thread is inside a read of any database (checked on the write path only).
 pub(crate) fn in_read() -> bool {
-    READ_DEPTH.with(|d| d.get() > 0)
+    TEMPORARY.with(Cell::get) > 0
+        || READERS.with(|cell| cell.try_borrow().map_or(true, |readers| readers.iter().any(|r| r.is_reading())))
 }
 
 impl Reader {
-    pub(crate) fn new(factory: ReadHandleFactory<State>) -> Self {
-        Reader { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), factory }
+    pub(crate) fn new(shared: Arc<Published<State>>) -> Self {
+        Reader { shared }
     }
 
     /// Runs `f` on the latest published state. Never blocks.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        HANDLES.with(|cell| {
-            if let Ok(handles) = cell.try_borrow() {
-                if let Some((_, handle)) = handles.iter().find(|(id, _)| *id == self.id) {
-                    return Self::enter(handle, f);
+        READERS.with(|cell| {
+            if let Ok(readers) = cell.try_borrow() {
+                if let Some(r) = readers.iter().find(|r| r.publishes(&self.shared)) {
+                    return r.read(f);
                 }
             }
-            let handle = self.factory.handle();
+            let reader = publish::reader(&self.shared);
             match cell.try_borrow_mut() {
-                Ok(mut handles) => {
-                    handles.retain(|(_, h)| !h.was_dropped());
-                    handles.push((self.id, handle));
-                    drop(handles);
+                Ok(mut readers) => {
+                    readers.retain(|r| !r.is_closed());
+                    readers.push(reader);
+                    drop(readers);
                     self.with(f)
                 }
                 // A read nested in a read of another database that this thread has not read before.
-                Err(_) => Self::enter(&handle, f),
+                Err(_) => {
+                    TEMPORARY.with(|t| t.set(t.get() + 1));
+                    let out = reader.read(f);
+                    TEMPORARY.with(|t| t.set(t.get() - 1));
+                    out
+                }
             }
         })
-    }
-
-    fn enter<R>(handle: &ReadHandle<State>, f: impl FnOnce(&State) -> R) -> R {
-        let guard = handle.enter().expect("the state outlives every handle of its database");
-        let _depth = DepthGuard::enter();
-        f(&guard)
     }
 }

@@ -1,13 +1,11 @@
 //! The database state that readers see: every table, at one sequence number.
 
 use std::any::Any;
-use std::sync::Arc;
-
-use left_right::Absorb;
 
 use super::{Store, TableStore};
 
 /// All tables of the schema, by position, as of transaction `seq`.
+#[derive(Default)]
 pub(crate) struct State {
     pub(crate) tables: Vec<Box<dyn TableStore>>,
     pub(crate) seq: u64,
@@ -40,27 +38,12 @@ impl Committed {
     }
 }
 
-impl Absorb<Arc<Committed>> for State {
-    fn absorb_first(&mut self, op: &mut Arc<Committed>, _other: &Self) {
-        for (pos, writes) in &op.writes {
+impl State {
+    /// Applies a committed transaction.
+    pub(crate) fn apply(&mut self, committed: &Committed) {
+        for (pos, writes) in &committed.writes {
             self.tables[*pos].apply(&**writes);
         }
-        self.seq = op.seq;
+        self.seq = committed.seq;
     }
-
-    fn absorb_second(&mut self, mut op: Arc<Committed>, other: &Self) {
-        self.absorb_first(&mut op, other);
-    }
-
-    /// Called once, at the second publish, to bring the copy that missed the operations applied before the first
-    /// publish up to date. Both copies start as clones at one sequence number and every operation advances it, so
-    /// equal sequence numbers mean equal contents, and the (large) clone is skipped; `open` publishes once before
-    /// any operation so that this is the case.
-    fn sync_with(&mut self, first: &Self) {
-        if self.seq != first.seq {
-            *self = first.clone();
-        }
-    }
-
-    fn drop_first(self: Box<Self>) {}
 }
