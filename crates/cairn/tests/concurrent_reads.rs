@@ -15,6 +15,7 @@ cairn::schema! {
 
 const CUSTOMERS: u32 = 64;
 const EACH: i64 = 1_000;
+const TRANSFERS_PER_WRITER: u32 = 300;
 
 #[test]
 fn readers_never_see_half_a_transaction() {
@@ -38,12 +39,13 @@ fn readers_never_see_half_a_transaction() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
     let mut handles = Vec::new();
     for w in 0..2u32 {
-        let (db, stop) = (db.clone(), stop.clone());
-        handles.push(std::thread::spawn(move || {
+        let db = db.clone();
+        writers.push(std::thread::spawn(move || {
             let mut i = w;
-            while !stop.load(Ordering::Relaxed) {
+            for _ in 0..TRANSFERS_PER_WRITER {
                 let c = (i * 7) % CUSTOMERS;
                 let amount = i64::from(i % 13) - 6;
                 db.transaction(|tx| {
@@ -92,14 +94,15 @@ fn readers_never_see_half_a_transaction() {
             reads.fetch_add(n, Ordering::Relaxed);
         }));
     }
-    std::thread::sleep(Duration::from_millis(1500));
+    for w in writers {
+        w.join().unwrap();
+    }
     stop.store(true, Ordering::Relaxed);
     for h in handles {
         h.join().unwrap();
     }
-    assert!(reads.load(Ordering::Relaxed) > 100, "readers made progress");
-    let seq = db.db().last_seq();
-    assert!(seq > 100, "writers made progress ({seq} commits)");
+    assert!(reads.load(Ordering::Relaxed) > 10, "readers made progress while the writers worked");
+    assert_eq!(db.db().last_seq(), 2 + 2 * u64::from(TRANSFERS_PER_WRITER), "every transfer committed");
     drop(db);
     let db = Accounts::open(dir.path()).unwrap();
     let total: i64 = db.checking.iter().map(|(_, v)| v).sum::<i64>() + db.savings.iter().map(|(_, v)| v).sum::<i64>();

@@ -134,6 +134,11 @@ pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<
         message: f.message,
     };
     if let Some(snap) = &snap {
+        for (table, &count) in &snap.table_counts {
+            if let Some(&pos) = pos_of.get(table) {
+                stores[pos].reserve(usize::try_from(count).unwrap_or(usize::MAX));
+            }
+        }
         for (offset, table, key, value) in snap.records() {
             if let Some(&pos) = pos_of.get(&table) {
                 stores[pos].apply_encoded(key, Some(value)).map_err(|f| decode_error(pos, &snap.path, offset, f))?;

@@ -80,6 +80,11 @@ where
     fn entries(&self) -> impl Iterator<Item = &Shared<K, V>> + '_ {
         self.table.iter()
     }
+
+    fn reserve(&mut self, additional: usize) {
+        let hasher = &self.hasher;
+        self.table.reserve(additional, |e| hasher.hash_one(&e.key));
+    }
 }
 
 /// A transaction's writes to a hash table.

@@ -44,6 +44,7 @@ pub(crate) trait Store: Clone + Default + Send + Sync + 'static {
     fn delete(&mut self, key: &Self::K);
     fn len(&self) -> usize;
     fn entries(&self) -> impl Iterator<Item = &Shared<Self::K, Self::V>> + '_;
+    fn reserve(&mut self, _additional: usize) {}
 }
 
 /// A visitor of a write set: the key, and the entry written (`None` if removed).
@@ -72,6 +73,8 @@ pub(crate) trait TableStore: Any + Send + Sync {
     /// Applies one encoded operation from the log or a snapshot.
     fn apply_encoded(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), DecodeFailure>;
     fn clone_boxed(&self) -> Box<dyn TableStore>;
+    /// Makes room for `additional` more records (a hint; ordered tables ignore it).
+    fn reserve(&mut self, additional: usize);
 }
 
 /// Decodes a whole postcard value; trailing bytes are an error.
@@ -106,5 +109,9 @@ impl<S: Store> TableStore for S {
 
     fn clone_boxed(&self) -> Box<dyn TableStore> {
         Box::new(self.clone())
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        Store::reserve(self, additional);
     }
 }
