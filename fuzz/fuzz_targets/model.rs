@@ -23,32 +23,7 @@ enum Step {
     Txn(Vec<(u8, Option<Vec<u8>>)>, bool),
     Compact,
     Reopen,
-    Fail(FailCall, u8),
-}
-
-#[derive(Debug, Arbitrary, Clone, Copy)]
-enum FailCall {
-    Write,
-    Sync,
-    SetLen,
-    OpenWrite,
-    Rename,
-    Remove,
-    SyncDir,
-}
-
-impl From<FailCall> for Call {
-    fn from(c: FailCall) -> Call {
-        match c {
-            FailCall::Write => Call::Write,
-            FailCall::Sync => Call::Sync,
-            FailCall::SetLen => Call::SetLen,
-            FailCall::OpenWrite => Call::OpenWrite,
-            FailCall::Rename => Call::Rename,
-            FailCall::Remove => Call::Remove,
-            FailCall::SyncDir => Call::SyncDir,
-        }
-    }
+    Fail(Call, u8),
 }
 
 /// Why a transaction closure returns `Err`: the application's own abort, or a database error.
@@ -127,7 +102,7 @@ libfuzzer_sys::fuzz_target!(|steps: Vec<Step>| {
                 Ok(())
             }
             Step::Fail(call, n) => {
-                storage.fail(call.into(), u64::from(n % 8) + 1, ErrorKind::Other, false);
+                storage.fail(call, u64::from(n % 8) + 1, ErrorKind::Other, false);
                 Ok(())
             }
         };

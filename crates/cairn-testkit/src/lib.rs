@@ -21,6 +21,7 @@ pub use sim::{CrashImage, CrashImages, Fate, Pending, PendingKind, Sampling, Sim
 
 /// The kinds of storage call a test can count and fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Call {
     /// `write_all_at` on any file.
     Write,
