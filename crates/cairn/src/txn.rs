@@ -111,7 +111,8 @@ impl<'t> Transaction<'t> {
 
     fn with_writes<S: Store, R>(&self, pos: usize, f: impl FnOnce(&mut S::Writes) -> R) -> R {
         let mut writes = self.writes.borrow_mut();
-        let slot = writes[pos].get_or_insert_with(|| Box::new(S::Writes::default()));
+        let slot =
+            writes[pos].get_or_insert_with(|| Box::new(self.inner.read(|state| state.table::<S>(pos).new_writes())));
         f(slot.downcast_mut::<S::Writes>().expect("write set type matches its table"))
     }
 
@@ -140,18 +141,19 @@ impl<'t> Transaction<'t> {
         Ok(())
     }
 
-    fn delete<S: Store>(&self, pos: usize, key: &S::K) -> Result<()> {
+    /// Removes the record `prior` (the key's current entry, as this transaction sees it).
+    fn delete<S: Store>(&self, pos: usize, prior: Shared<S::K, S::V>) -> Result<()> {
         {
             let mut payload = self.payload.borrow_mut();
             let mut scratch = self.scratch.borrow_mut();
             let start = payload.len();
             record::begin_delete(&mut payload, self.inner.tables[pos].id);
-            if let Err(e) = record::put_serialized(&mut payload, &mut scratch, key) {
+            if let Err(e) = record::put_serialized(&mut payload, &mut scratch, &prior.key) {
                 payload.truncate(start);
                 return Err(self.encode_err(pos, "key", e));
             }
         }
-        self.with_writes::<S, _>(pos, |w| w.delete(key.clone()));
+        self.with_writes::<S, _>(pos, |w| w.remove(prior));
         Ok(())
     }
 
@@ -166,11 +168,9 @@ impl<'t> Transaction<'t> {
             state.table::<S>(pos).entries().filter(|e| !shadowed(&e.key, layers.len())).cloned().collect()
         });
         for (i, layer) in layers.iter().enumerate() {
-            layer.for_each(&mut |k, e| {
-                if let Some(e) = e {
-                    if !shadowed(k, i) {
-                        out.push(e.clone());
-                    }
+            layer.for_each(&mut |e, removed| {
+                if !removed && !shadowed(&e.key, i) {
+                    out.push(e.clone());
                 }
             });
         }
@@ -208,11 +208,12 @@ macro_rules! txn_table_methods {
         where
             V: Clone,
         {
-            let old = self.get(key);
-            if old.is_some() {
-                self.tx.delete::<$store<K, V>>(self.pos, key)?;
-            }
-            Ok(old)
+            let Some(prior) = self.tx.lookup::<$store<K, V>>(self.pos, key) else {
+                return Ok(None);
+            };
+            let value = prior.value.clone();
+            self.tx.delete::<$store<K, V>>(self.pos, prior)?;
+            Ok(Some(value))
         }
 
         /// Changes the value for `key` in place (on a copy that replaces it); `None` if the key is absent.

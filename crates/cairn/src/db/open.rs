@@ -123,9 +123,10 @@ pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<
         tracing::warn!(dir = %dir.display(), table = %name, "table on disk is not in the schema; it is kept as it is");
     }
 
-    // Load the snapshot and replay the log into one copy of the state.
+    // Load the snapshot and replay the log into both copies of the state at once.
     let pos_of: HashMap<u32, usize> = tables.iter().enumerate().map(|(pos, t)| (t.id, pos)).collect();
     let mut stores: Vec<Box<dyn TableStore>> = defs.iter().map(|d| (d.make)()).collect();
+    let mut twins: Vec<Box<dyn TableStore>> = stores.iter().map(|s| s.clone_boxed()).collect();
     let decode_error = |pos: usize, file: &Path, offset: u64, f: DecodeFailure| Error::Decode {
         table: tables[pos].name.to_string(),
         what: f.what,
@@ -136,12 +137,16 @@ pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<
     if let Some(snap) = &snap {
         for (table, &count) in &snap.table_counts {
             if let Some(&pos) = pos_of.get(table) {
-                stores[pos].reserve(usize::try_from(count).unwrap_or(usize::MAX));
+                let count = usize::try_from(count).unwrap_or(usize::MAX);
+                stores[pos].reserve(count);
+                twins[pos].reserve(count);
             }
         }
         for (offset, table, key, value) in snap.records() {
             if let Some(&pos) = pos_of.get(&table) {
-                stores[pos].apply_encoded(key, Some(value)).map_err(|f| decode_error(pos, &snap.path, offset, f))?;
+                stores[pos]
+                    .apply_encoded(&mut *twins[pos], key, Some(value))
+                    .map_err(|f| decode_error(pos, &snap.path, offset, f))?;
             }
         }
     }
@@ -155,7 +160,7 @@ pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<
             };
             if let Some(&pos) = pos_of.get(&table) {
                 stores[pos]
-                    .apply_encoded(key, value)
+                    .apply_encoded(&mut *twins[pos], key, value)
                     .map_err(|f| decode_error(pos, seg.path, frame.offset as u64, f))?;
             }
         }
@@ -206,8 +211,10 @@ pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<
         _ => LogWriter::create(storage.clone(), dir, last_seq + 1, options.segment_size)?,
     };
 
-    let state = State { tables: stores, seq: last_seq };
-    let (writer, shared) = crate::store::publish::new(state.clone(), state);
+    let (writer, shared) = crate::store::publish::new(
+        State { tables: stores, seq: last_seq },
+        State { tables: twins, seq: last_seq },
+    );
     let reader = Reader::new(shared);
     let inner = Arc::new(Inner {
         dir: dir.to_path_buf(),

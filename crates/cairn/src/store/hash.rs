@@ -1,13 +1,14 @@
 //! Hash tables: a `hashbrown::HashTable` of shared entries, hashed with foldhash.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Shared, Store, Visit, WriteSet};
+use std::sync::Arc;
+
+use super::{Shared, Store, WriteSet};
 use crate::schema::TableKind;
 
 type Hasher = foldhash::fast::RandomState;
@@ -56,14 +57,8 @@ where
     }
 
     fn put(&mut self, entry: Shared<K, V>) {
-        let hasher = &self.hasher;
-        let hash = hasher.hash_one(&entry.key);
-        match self.table.entry(hash, |e| e.key == entry.key, |e| hasher.hash_one(&e.key)) {
-            hashbrown::hash_table::Entry::Occupied(mut o) => *o.get_mut() = entry,
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert(entry);
-            }
-        }
+        let hash = self.hasher.hash_one(&entry.key);
+        self.put_hashed(hash, entry);
     }
 
     fn delete(&mut self, key: &K) {
@@ -85,14 +80,91 @@ where
         let hasher = &self.hasher;
         self.table.reserve(additional, |e| hasher.hash_one(&e.key));
     }
+
+    fn put_twin(&mut self, twin: &mut Self, entry: Shared<K, V>) {
+        let hash = self.hasher.hash_one(&entry.key);
+        twin.put_hashed(hash, entry.clone());
+        self.put_hashed(hash, entry);
+    }
+
+    fn new_writes(&self) -> HashWrites<K, V> {
+        HashWrites { ops: Vec::new(), index: hashbrown::HashTable::new(), hasher: self.hasher.clone() }
+    }
+
+    fn apply_writes(&mut self, w: &HashWrites<K, V>) {
+        debug_assert!(
+            w.hasher.hash_one(0u64) == self.hasher.hash_one(0u64),
+            "a write set hashes as the table it came from"
+        );
+        // A batch larger than the table would make it grow several times on the way: grow once. (Smaller batches
+        // may be mostly replacements, and reserving for them could double the table for nothing.)
+        if w.ops.len() > self.table.len() {
+            Store::reserve(self, w.ops.len());
+        }
+        for op in &w.ops {
+            if op.removed {
+                // The slot holding this very pointer (the usual case), else the record with the key (the transaction
+                // removed a record it had written itself, over an older one).
+                let prior = &op.entry;
+                if let Ok(o) = self.table.find_entry(op.hash, |e| Arc::ptr_eq(e, prior) || e.key == prior.key) {
+                    o.remove();
+                }
+            } else {
+                self.put_hashed(op.hash, op.entry.clone());
+            }
+        }
+    }
 }
 
-/// A transaction's writes to a hash table.
-pub(crate) struct HashWrites<K, V>(HashMap<K, Option<Shared<K, V>>, Hasher>);
+impl<K: Hash + Eq, V> HashStore<K, V> {
+    fn put_hashed(&mut self, hash: u64, entry: Shared<K, V>) {
+        let hasher = &self.hasher;
+        match self.table.entry(hash, |e| e.key == entry.key, |e| hasher.hash_one(&e.key)) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => *o.get_mut() = entry,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(entry);
+            }
+        }
+    }
+}
 
-impl<K, V> Default for HashWrites<K, V> {
-    fn default() -> Self {
-        HashWrites(HashMap::default())
+/// One key's last write in a transaction.
+struct Op<K, V> {
+    /// The key's hash under the table's hasher.
+    hash: u64,
+    /// The record written, or for a removal the record removed.
+    entry: Shared<K, V>,
+    removed: bool,
+}
+
+/// A transaction's writes to a hash table: the last write per key, in the order the keys were first written (so
+/// that applying them walks the new records in the order they were allocated), each with its hash, computed once.
+pub(crate) struct HashWrites<K, V> {
+    ops: Vec<Op<K, V>>,
+    /// Positions in `ops`, by hash.
+    index: hashbrown::HashTable<u32>,
+    hasher: Hasher,
+}
+
+impl<K: Hash + Eq, V> HashWrites<K, V> {
+    fn set(&mut self, entry: Shared<K, V>, removed: bool) {
+        let hash = self.hasher.hash_one(&entry.key);
+        let ops = &mut self.ops;
+        match self.index.entry(hash, |&i| ops[i as usize].entry.key == entry.key, |&i| ops[i as usize].hash) {
+            hashbrown::hash_table::Entry::Occupied(o) => {
+                let op = &mut ops[*o.get() as usize];
+                // A removal of the transaction's own record keeps the key's first prior: what applying must find.
+                if !(removed && op.removed) {
+                    op.entry = entry;
+                }
+                op.removed = removed;
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let at = u32::try_from(ops.len()).expect("a transaction writes fewer than 2^32 keys to one table");
+                v.insert(at);
+                ops.push(Op { hash, entry, removed });
+            }
+        }
     }
 }
 
@@ -102,20 +174,23 @@ where
     V: Send + Sync + 'static,
 {
     fn put(&mut self, entry: Shared<K, V>) {
-        self.0.insert(entry.key.clone(), Some(entry));
+        self.set(entry, false);
     }
 
-    fn delete(&mut self, key: K) {
-        self.0.insert(key, None);
+    fn remove(&mut self, prior: Shared<K, V>) {
+        self.set(prior, true);
     }
 
     fn get(&self, key: &K) -> Option<Option<&Shared<K, V>>> {
-        self.0.get(key).map(Option::as_ref)
+        let hash = self.hasher.hash_one(key);
+        let &i = self.index.find(hash, |&i| self.ops[i as usize].entry.key == *key)?;
+        let op = &self.ops[i as usize];
+        Some((!op.removed).then_some(&op.entry))
     }
 
-    fn for_each(&self, f: &mut Visit<'_, K, V>) {
-        for (k, e) in &self.0 {
-            f(k, e.as_ref());
+    fn for_each(&self, f: &mut dyn FnMut(&Shared<K, V>, bool)) {
+        for op in &self.ops {
+            f(&op.entry, op.removed);
         }
     }
 }
@@ -124,7 +199,6 @@ where
 mod tests {
     use super::*;
     use crate::store::Entry;
-    use std::sync::Arc;
 
     #[test]
     fn put_replace_delete_and_clone_shares_entries() {
@@ -139,5 +213,41 @@ mod tests {
         s.delete(&"a".to_string());
         assert!(s.find_by("a").is_none());
         assert_eq!(copy.find_by("a").map(|e| e.value), Some(2));
+    }
+
+    fn entry(key: &str, value: u32) -> Shared<String, u32> {
+        Arc::new(Entry { key: key.into(), value })
+    }
+
+    #[test]
+    fn write_sets_apply_last_write_per_key_and_find_removed_records() {
+        let mut s: HashStore<String, u32> = HashStore::default();
+        let (a, b, c) = (entry("a", 1), entry("b", 2), entry("c", 3));
+        for e in [&a, &b, &c] {
+            s.put(e.clone());
+        }
+        let mut w = s.new_writes();
+        // a: written, then removed (the removal must find the table's record by key: its pointer is not ours).
+        let a2 = entry("a", 10);
+        w.put(a2.clone());
+        w.remove(a2);
+        // b: removed (by pointer), then written again.
+        w.remove(b.clone());
+        w.put(entry("b", 20));
+        // c: removed. d: new.
+        w.remove(c.clone());
+        w.put(entry("d", 4));
+        assert_eq!(w.get(&"a".to_string()).map(|e| e.is_none()), Some(true));
+        assert_eq!(w.get(&"b".to_string()).flatten().map(|e| e.value), Some(20));
+        assert!(w.get(&"e".to_string()).is_none());
+        let mut order = Vec::new();
+        w.for_each(&mut |e, removed| order.push((e.key.clone(), removed)));
+        let keys: Vec<_> = order.iter().map(|(k, r)| format!("{k}{}", if *r { "-" } else { "+" })).collect();
+        assert_eq!(keys, ["a-", "b+", "c-", "d+"], "first-write order, last write per key");
+
+        s.apply_writes(&w);
+        let mut got: Vec<_> = s.entries().map(|e| (e.key.clone(), e.value)).collect();
+        got.sort();
+        assert_eq!(got, [("b".to_string(), 20), ("d".to_string(), 4)]);
     }
 }

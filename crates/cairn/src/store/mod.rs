@@ -45,18 +45,29 @@ pub(crate) trait Store: Clone + Default + Send + Sync + 'static {
     fn len(&self) -> usize;
     fn entries(&self) -> impl Iterator<Item = &Shared<Self::K, Self::V>> + '_;
     fn reserve(&mut self, _additional: usize) {}
+    /// Puts `entry` into this table and into `twin`, a copy of it (same hasher).
+    fn put_twin(&mut self, twin: &mut Self, entry: Shared<Self::K, Self::V>) {
+        twin.put(entry.clone());
+        self.put(entry);
+    }
+    /// An empty write set for this table (it may share the table's hasher, so that applying it needs no rehash).
+    fn new_writes(&self) -> Self::Writes;
+    /// Applies a transaction's write set.
+    fn apply_writes(&mut self, writes: &Self::Writes);
 }
 
-/// A visitor of a write set: the key, and the entry written (`None` if removed).
-pub(crate) type Visit<'a, K, V> = dyn FnMut(&K, Option<&Shared<K, V>>) + 'a;
-
-/// The writes of one transaction to one table: the last write per key (`None` = removed).
-pub(crate) trait WriteSet<K, V>: Default + Send + Sync + 'static {
+/// The writes of one transaction to one table: the last write per key.
+///
+/// A removal keeps the entry it removes (`prior`): the record as the transaction found it, which carries the key and,
+/// when it came from the state the transaction started from, is the very pointer the table holds, so applying the
+/// removal finds its slot without reading the record.
+pub(crate) trait WriteSet<K, V>: Send + Sync + 'static {
     fn put(&mut self, entry: Shared<K, V>);
-    fn delete(&mut self, key: K);
+    fn remove(&mut self, prior: Shared<K, V>);
     /// `Some(None)` if the key was removed, `Some(Some(e))` if written, `None` if untouched.
     fn get(&self, key: &K) -> Option<Option<&Shared<K, V>>>;
-    fn for_each(&self, f: &mut Visit<'_, K, V>);
+    /// Visits every write: the entry written, or for a removal the entry removed and `true`.
+    fn for_each(&self, f: &mut dyn FnMut(&Shared<K, V>, bool));
 }
 
 /// Why an encoded record did not decode.
@@ -70,8 +81,11 @@ pub(crate) struct DecodeFailure {
 pub(crate) trait TableStore: Any + Send + Sync {
     /// Applies a transaction's write set (`S::Writes` behind `Any`).
     fn apply(&mut self, writes: &(dyn Any + Send + Sync));
-    /// Applies one encoded operation from the log or a snapshot.
-    fn apply_encoded(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), DecodeFailure>;
+    /// Applies one encoded operation from the log or a snapshot to this table and to `twin`, the other copy of it (a
+    /// clone of this table made before loading, of the same type): each record is decoded and hashed once, and goes
+    /// into both copies while it is in the cache.
+    fn apply_encoded(&mut self, twin: &mut dyn TableStore, key: &[u8], value: Option<&[u8]>)
+        -> Result<(), DecodeFailure>;
     fn clone_boxed(&self) -> Box<dyn TableStore>;
     /// Makes room for `additional` more records (a hint; ordered tables ignore it).
     fn reserve(&mut self, additional: usize);
@@ -88,21 +102,26 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> R
 
 impl<S: Store> TableStore for S {
     fn apply(&mut self, writes: &(dyn Any + Send + Sync)) {
-        let writes = writes.downcast_ref::<S::Writes>().expect("write set type matches its table");
-        writes.for_each(&mut |k, e| match e {
-            Some(e) => self.put(e.clone()),
-            None => self.delete(k),
-        });
+        self.apply_writes(writes.downcast_ref::<S::Writes>().expect("write set type matches its table"));
     }
 
-    fn apply_encoded(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), DecodeFailure> {
+    fn apply_encoded(
+        &mut self,
+        twin: &mut dyn TableStore,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), DecodeFailure> {
+        let twin = (twin as &mut dyn Any).downcast_mut::<S>().expect("a table's twin has its type");
         let key: S::K = decode(key, "key")?;
         match value {
             Some(v) => {
                 let value: S::V = decode(v, "value")?;
-                self.put(Arc::new(Entry { key, value }));
+                self.put_twin(twin, Arc::new(Entry { key, value }));
             }
-            None => self.delete(&key),
+            None => {
+                self.delete(&key);
+                twin.delete(&key);
+            }
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::ops::RangeBounds;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Shared, Store, Visit, WriteSet};
+use super::{Shared, Store, WriteSet};
 use crate::schema::TableKind;
 
 /// The records of an ordered table.
@@ -75,16 +75,25 @@ where
     fn entries(&self) -> impl Iterator<Item = &Shared<K, V>> + '_ {
         self.0.values()
     }
-}
 
-/// A transaction's writes to an ordered table.
-pub(crate) struct OrderedWrites<K, V>(pub(crate) BTreeMap<K, Option<Shared<K, V>>>);
-
-impl<K, V> Default for OrderedWrites<K, V> {
-    fn default() -> Self {
+    fn new_writes(&self) -> OrderedWrites<K, V> {
         OrderedWrites(BTreeMap::new())
     }
+
+    fn apply_writes(&mut self, writes: &OrderedWrites<K, V>) {
+        for (key, (entry, removed)) in &writes.0 {
+            if *removed {
+                self.0.remove(key);
+            } else {
+                self.0.insert(key.clone(), entry.clone());
+            }
+        }
+    }
 }
+
+/// A transaction's writes to an ordered table: the last write per key, in key order (the entry written, or the entry
+/// removed and `true`).
+pub(crate) struct OrderedWrites<K, V>(BTreeMap<K, (Shared<K, V>, bool)>);
 
 impl<K, V> WriteSet<K, V> for OrderedWrites<K, V>
 where
@@ -92,20 +101,20 @@ where
     V: Send + Sync + 'static,
 {
     fn put(&mut self, entry: Shared<K, V>) {
-        self.0.insert(entry.key.clone(), Some(entry));
+        self.0.insert(entry.key.clone(), (entry, false));
     }
 
-    fn delete(&mut self, key: K) {
-        self.0.insert(key, None);
+    fn remove(&mut self, prior: Shared<K, V>) {
+        self.0.insert(prior.key.clone(), (prior, true));
     }
 
     fn get(&self, key: &K) -> Option<Option<&Shared<K, V>>> {
-        self.0.get(key).map(Option::as_ref)
+        self.0.get(key).map(|(e, removed)| (!removed).then_some(e))
     }
 
-    fn for_each(&self, f: &mut Visit<'_, K, V>) {
-        for (k, e) in &self.0 {
-            f(k, e.as_ref());
+    fn for_each(&self, f: &mut dyn FnMut(&Shared<K, V>, bool)) {
+        for (e, removed) in self.0.values() {
+            f(e, *removed);
         }
     }
 }
