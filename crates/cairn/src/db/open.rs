@@ -211,10 +211,8 @@ pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<
         _ => LogWriter::create(storage.clone(), dir, last_seq + 1, options.segment_size)?,
     };
 
-    let (writer, shared) = crate::store::publish::new(
-        State { tables: stores, seq: last_seq },
-        State { tables: twins, seq: last_seq },
-    );
+    let (writer, shared) =
+        crate::store::publish::new(State { tables: stores, seq: last_seq }, State { tables: twins, seq: last_seq });
     let reader = Reader::new(shared);
     let inner = Arc::new(Inner {
         dir: dir.to_path_buf(),
