@@ -1,31 +1,27 @@
-//! The child process of the kill test (`tests/kill.rs`): bank transfers in a loop, until it is killed.
+//! The child process: bank transfers from several writer threads, until it is killed.
 //!
-//! `crash_child DIR` opens the bank in `DIR`, creates the accounts if there are none, prints `ready`, then runs
-//! writer threads that commit transfers for ever. Each transaction moves an amount between two accounts and inserts
-//! the ledger entry that records it, under the next ledger key; once the commit returns `Ok` the writer prints
-//! `ack <key>`. The keys are taken inside the transaction (under the writer lock), so they follow the commit order.
-//! Every `COMPACT_EVERY` commits a writer also compacts. Any error ends the process with a message on stderr and a
-//! non-zero code; a panic aborts it.
-
-#[path = "crash_child/bank.rs"]
-mod bank;
+//! The child opens the bank, creates the accounts if there are none, prints `ready`, then runs `WRITERS` threads
+//! that commit transfers for ever. Each transaction moves an amount between two accounts, records the writer's new
+//! sequence number in `writers`, and inserts the ledger entry under the next ledger key; once the commit returns `Ok`
+//! the writer prints `ack <key> <writer> <seq>`. The keys are taken inside the transaction (under the writer lock),
+//! so they follow the commit order. Every `COMPACT_EVERY` commits a writer also compacts, on top of the automatic
+//! compactions. Any error ends the process with a message on stderr; a panic aborts it.
 
 use std::convert::Infallible;
 use std::io::Write;
 use std::path::Path;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
 use rand::Rng;
 
-use bank::{Bank, Transfer, ACCOUNTS, INITIAL_BALANCE};
+use crate::bank::{self, Bank, Transfer, ACCOUNTS, INITIAL_BALANCE};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Writer threads: enough for commits to queue behind one another's fsync (group commit).
-const WRITERS: usize = 3;
-/// Commits between explicit compactions, on top of the automatic ones.
+const WRITERS: u32 = 3;
+/// Commits between explicit compactions.
 const COMPACT_EVERY: u64 = 400;
 
 /// What the writers share.
@@ -35,26 +31,8 @@ struct Shared {
     commits: AtomicU64,
 }
 
-fn main() -> ExitCode {
-    let report = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        report(info);
-        std::process::abort();
-    }));
-    let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let (Some(dir), Some(durability)) =
-        (args.first(), args.get(1).and_then(|m| bank::durability(&m.to_string_lossy())))
-    else {
-        eprintln!("usage: crash_child DIR immediate|periodic|none");
-        return ExitCode::from(2);
-    };
-    let Err(e) = run(Path::new(dir), durability);
-    eprintln!("crash_child: {e}");
-    ExitCode::FAILURE
-}
-
 /// Runs until a writer fails, and returns its error.
-fn run(dir: &Path, durability: cairn::Durability) -> Result<Infallible, BoxError> {
+pub(crate) fn run(dir: &Path, durability: cairn::Durability) -> Result<Infallible, BoxError> {
     let db = bank::open(dir, durability)?;
     db.transaction(|tx| {
         if tx.accounts.is_empty() {
@@ -69,11 +47,11 @@ fn run(dir: &Path, durability: cairn::Durability) -> Result<Infallible, BoxError
     say("ready")?;
 
     let (errors, first_error) = mpsc::channel();
-    for i in 0..WRITERS {
+    for writer in 0..WRITERS {
         let shared = shared.clone();
         let errors = errors.clone();
-        std::thread::Builder::new().name(format!("writer-{i}")).spawn(move || {
-            let Err(e) = write_forever(&shared);
+        std::thread::Builder::new().name(format!("writer-{writer}")).spawn(move || {
+            let Err(e) = write_forever(&shared, writer);
             let _ = errors.send(e);
         })?;
     }
@@ -81,12 +59,14 @@ fn run(dir: &Path, durability: cairn::Durability) -> Result<Infallible, BoxError
     Err(first_error.recv().unwrap_or_else(|_| "every writer stopped without an error".into()))
 }
 
-fn write_forever(shared: &Shared) -> Result<Infallible, BoxError> {
+fn write_forever(shared: &Shared, writer: u32) -> Result<Infallible, BoxError> {
     let mut rng = rand::rng();
+    let mut seq = shared.db.writers.get(&writer).unwrap_or(0);
     loop {
+        seq += 1;
         let from = rng.random_range(0..ACCOUNTS);
         let to = (from + rng.random_range(1..ACCOUNTS)) % ACCOUNTS;
-        let transfer = Transfer { from, to, amount: rng.random_range(1..=100) };
+        let transfer = Transfer { from, to, amount: rng.random_range(1..=100), writer, seq };
         let key = shared.db.transaction(|tx| {
             let key = shared.next_key.fetch_add(1, Ordering::Relaxed);
             let debited = tx.accounts.update(&from, |b| *b -= transfer.amount)?;
@@ -94,10 +74,11 @@ fn write_forever(shared: &Shared) -> Result<Infallible, BoxError> {
             if debited.is_none() || credited.is_none() {
                 return Err(BoxError::from(format!("account {from} or {to} is missing")));
             }
+            tx.writers.insert(writer, seq)?;
             tx.ledger.insert(key, transfer)?;
             Ok(key)
         })?;
-        say(&format!("ack {key}"))?;
+        say(&format!("ack {key} {writer} {seq}"))?;
         if (shared.commits.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(COMPACT_EVERY) {
             shared.db.compact()?;
         }
