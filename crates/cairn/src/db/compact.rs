@@ -6,12 +6,32 @@
 //! before anything is removed: a crash or an I/O error during the removals leaves files that the next open (or the
 //! next compaction) recognizes as covered by the snapshot and removes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Inner;
 use crate::error::{Error, Result};
 use crate::log::segment;
 use crate::snapshot::merge;
+use crate::storage::Storage;
+
+/// How much of a replaced file one truncation frees.
+const SHRINK_STEP: u64 = 4 << 20;
+
+/// Truncates a replaced file in steps before it is removed. Unlinking a large file frees all its extents in one
+/// journal transaction, and on ext4 a concurrent `fdatasync` of the log waits for it: the benchmark saw commits stall
+/// for 26 ms behind the 70 ms unlink of a 190 MB snapshot. Small truncations free the extents a little at a time, and
+/// commits slip in between (RocksDB deletes files in chunks for the same reason). Best effort: the file is obsolete,
+/// so a failure here only means it is removed in one go.
+fn shrink(storage: &dyn Storage, path: &Path) {
+    let Ok(file) = storage.open_write(path) else { return };
+    let Ok(mut len) = file.size() else { return };
+    while len > SHRINK_STEP {
+        len -= SHRINK_STEP;
+        if file.set_len(len).is_err() {
+            return;
+        }
+    }
+}
 
 impl Inner {
     /// Compacts now. Concurrent calls run one after the other.
@@ -40,6 +60,7 @@ impl Inner {
 
         let mut first_error = None;
         for path in leftovers.iter().chain(&paths).chain(base_path.iter()) {
+            shrink(&*self.storage, path);
             if let Err(e) = self.storage.remove(path) {
                 first_error.get_or_insert(Error::io("remove file replaced by the new snapshot", path, e));
             }
