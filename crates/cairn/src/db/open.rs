@@ -20,7 +20,7 @@ use crate::snapshot::{self, CatalogEntry, Snapshot};
 use crate::storage::Storage;
 use crate::store::read::Reader;
 use crate::store::state::State;
-use crate::store::{DecodeFailure, TableStore};
+use crate::store::{DecodeFailure, LoadBatch, TableStore};
 
 /// The name of the lock file in a database directory.
 pub(crate) const LOCK_FILE: &str = "LOCK";
@@ -142,13 +142,35 @@ pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<
                 twins[pos].reserve(count);
             }
         }
-        for (offset, table, key, value) in snap.records() {
-            if let Some(&pos) = pos_of.get(&table) {
-                stores[pos]
-                    .apply_encoded(&mut *twins[pos], key, Some(value))
-                    .map_err(|f| decode_error(pos, &snap.path, offset, f))?;
+        // Two threads decode half the blocks each into per-table batches for both copies; then one thread fills
+        // each copy. (Records are unique per table, so the order of insertion does not matter.)
+        let blocks = snap.record_block_count();
+        let decode = |range: std::ops::Range<usize>| -> Result<Vec<[Option<LoadBatch>; 2]>> {
+            let mut batches: Vec<[Option<LoadBatch>; 2]> = (0..stores.len()).map(|_| [None, None]).collect();
+            for (offset, table, key, value) in snap.records_in(range) {
+                if let Some(&pos) = pos_of.get(&table) {
+                    stores[pos]
+                        .decode_into(&mut batches[pos], key, value)
+                        .map_err(|f| decode_error(pos, &snap.path, offset, f))?;
+                }
             }
+            Ok(batches)
+        };
+        let (first, second) = std::thread::scope(|s| {
+            let second = s.spawn(|| decode(blocks / 2..blocks));
+            let first = decode(0..blocks / 2);
+            (first, second.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        let (mut for_a, mut for_b) = (Vec::new(), Vec::new());
+        for (pos, [a, b]) in first?.into_iter().enumerate().chain(second?.into_iter().enumerate()) {
+            for_a.extend(a.map(|a| (pos, a)));
+            for_b.extend(b.map(|b| (pos, b)));
         }
+        std::thread::scope(|s| {
+            let twins = &mut twins;
+            s.spawn(move || for_b.into_iter().for_each(|(pos, b)| twins[pos].insert_batch(b)));
+            for_a.into_iter().for_each(|(pos, a)| stores[pos].insert_batch(a));
+        });
     }
     for frame in &scanned.frames {
         let seg = &data[frame.segment];

@@ -274,7 +274,20 @@ impl Snapshot {
 
     /// Every record, in order: (offset in the file, table id, key, value).
     pub(crate) fn records(&self) -> impl Iterator<Item = (u64, u32, &[u8], &[u8])> + '_ {
-        self.record_blocks.iter().flat_map(move |&(start, len)| {
+        self.records_in(0..self.record_blocks.len())
+    }
+
+    /// The number of record blocks.
+    pub(crate) fn record_block_count(&self) -> usize {
+        self.record_blocks.len()
+    }
+
+    /// The records of the record blocks `blocks` (numbered from 0), in order.
+    pub(crate) fn records_in(
+        &self,
+        blocks: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = (u64, u32, &[u8], &[u8])> + '_ {
+        self.record_blocks[blocks].iter().flat_map(move |&(start, len)| {
             let payload = &self.bytes[start..start + len];
             let mut p = 0;
             std::iter::from_fn(move || {

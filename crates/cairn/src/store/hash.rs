@@ -81,6 +81,14 @@ where
         self.table.reserve(additional, |e| hasher.hash_one(&e.key));
     }
 
+    fn hash_of(&self, key: &K) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn put_with_hash(&mut self, hash: u64, entry: Shared<K, V>) {
+        self.put_hashed(hash, entry);
+    }
+
     fn put_twin(&mut self, twin: &mut Self, entry: Shared<K, V>) {
         let hash = self.hasher.hash_one(&entry.key);
         twin.put_hashed(hash, entry.clone());

@@ -45,6 +45,14 @@ pub(crate) trait Store: Clone + Default + Send + Sync + 'static {
     fn len(&self) -> usize;
     fn entries(&self) -> impl Iterator<Item = &Shared<Self::K, Self::V>> + '_;
     fn reserve(&mut self, _additional: usize) {}
+    /// The hash `put_with_hash` expects for `key` (stores that do not hash return 0).
+    fn hash_of(&self, _key: &Self::K) -> u64 {
+        0
+    }
+    /// Puts `entry`, whose key hashes to `hash` (from `hash_of` on this table or a copy of it).
+    fn put_with_hash(&mut self, _hash: u64, entry: Shared<Self::K, Self::V>) {
+        self.put(entry);
+    }
     /// Puts `entry` into this table and into `twin`, a copy of it (same hasher).
     fn put_twin(&mut self, twin: &mut Self, entry: Shared<Self::K, Self::V>) {
         twin.put(entry.clone());
@@ -84,12 +92,28 @@ pub(crate) trait TableStore: Any + Send + Sync {
     /// Applies one encoded operation from the log or a snapshot to this table and to `twin`, the other copy of it (a
     /// clone of this table made before loading, of the same type): each record is decoded and hashed once, and goes
     /// into both copies while it is in the cache.
-    fn apply_encoded(&mut self, twin: &mut dyn TableStore, key: &[u8], value: Option<&[u8]>)
-        -> Result<(), DecodeFailure>;
+    fn apply_encoded(
+        &mut self,
+        twin: &mut dyn TableStore,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), DecodeFailure>;
+    /// Decodes one snapshot record into `batches`, one per copy of the state (each created on first use; typed
+    /// batches behind `Any`): the record and its hash once, the pointer twice (its second reference taken while it
+    /// is in the cache).
+    fn decode_into(&self, batches: &mut [Option<LoadBatch>; 2], key: &[u8], value: &[u8]) -> Result<(), DecodeFailure>;
+    /// Puts a batch's records into this table.
+    fn insert_batch(&mut self, batch: LoadBatch);
     fn clone_boxed(&self) -> Box<dyn TableStore>;
     /// Makes room for `additional` more records (a hint; ordered tables ignore it).
     fn reserve(&mut self, additional: usize);
 }
+
+/// Decoded records on their way into one copy of a table: a `Batch<K, V>` behind `Any`.
+pub(crate) type LoadBatch = Box<dyn Any + Send>;
+
+/// The typed content of a [`LoadBatch`]: records with their hashes.
+type Batch<K, V> = Vec<(u64, Shared<K, V>)>;
 
 /// Decodes a whole postcard value; trailing bytes are an error.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, DecodeFailure> {
@@ -124,6 +148,26 @@ impl<S: Store> TableStore for S {
             }
         }
         Ok(())
+    }
+
+    fn decode_into(&self, batches: &mut [Option<LoadBatch>; 2], key: &[u8], value: &[u8]) -> Result<(), DecodeFailure> {
+        let entry = Arc::new(Entry { key: decode::<S::K>(key, "key")?, value: decode::<S::V>(value, "value")? });
+        let hash = self.hash_of(&entry.key);
+        let [a, b] = batches.each_mut().map(|b| {
+            b.get_or_insert_with(|| Box::new(Batch::<S::K, S::V>::new()))
+                .downcast_mut::<Batch<S::K, S::V>>()
+                .expect("a load batch has its table's types")
+        });
+        a.push((hash, entry.clone()));
+        b.push((hash, entry));
+        Ok(())
+    }
+
+    fn insert_batch(&mut self, batch: LoadBatch) {
+        let batch = batch.downcast::<Batch<S::K, S::V>>().expect("a load batch has its table's types");
+        for (hash, entry) in *batch {
+            self.put_with_hash(hash, entry);
+        }
     }
 
     fn clone_boxed(&self) -> Box<dyn TableStore> {
