@@ -4,22 +4,26 @@
 //! set; then, without the writer lock, it waits until its transaction is published. The first waiter that finds no
 //! leader becomes the leader: it takes everything queued so far, writes it with one call per large chunk, fsyncs once
 //! if any transaction in the batch asked for `Immediate` durability, and publishes the whole batch to readers with
-//! one switch of the state's two copies (`store::publish`). Transactions queued while a leader works form the next batch, so concurrent committers share
-//! fsyncs. Publication follows sequence order, so a commit is visible only when it and everything before it are as
-//! durable as their modes promise.
+//! one switch of the state's two copies (`store::publish`). Transactions queued while a leader works form the next
+//! batch, so concurrent committers share fsyncs. Publication follows sequence order, so a commit is visible only when
+//! it and everything before it are as durable as their modes promise.
 //!
 //! If a write or fsync fails, the batch is not published (readers keep the state before it), the log is cut back to
 //! where the batch began as far as the storage allows, and the pipeline enters the failed state: every later commit is
-//! refused until the database is reopened.
+//! refused until the database is reopened. A batch taken before a failure elsewhere (a periodic fsync, a roll) is not
+//! written either: after a failed fsync, a later one may report success for pages the kernel dropped. A committer
+//! gets an error only if its transaction was not published.
+//!
+//! Who leads, what a batch holds and who learns of a failure is `db::group`, which does no I/O and is checked under
+//! loom; this module builds the batches and flushes them.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
-
+use super::group::{self, Batch, Group, Unpublished};
 use crate::error::{Error, Result};
-use crate::log::frame::{FrameHeader, KIND_TXN};
+use crate::log::frame::{FrameHeader, HEADER_LEN, KIND_TXN};
 use crate::log::writer::LogWriter;
 use crate::store::publish;
 use crate::store::state::{Committed, State};
@@ -33,25 +37,67 @@ pub(crate) struct Publisher {
     state: publish::Writer<State>,
 }
 
+/// One transaction as its committer queues it.
+struct Frame {
+    header: [u8; HEADER_LEN],
+    payload: Vec<u8>,
+    pad: usize,
+    committed: Arc<Committed>,
+    sync: bool,
+}
+
+impl Frame {
+    /// The frame of transaction `seq`, written when everything up to `durable` is fsynced. Computes the checksum,
+    /// so a committer does it before it takes the queue lock.
+    fn new(seq: u64, durable: u64, payload: Vec<u8>, committed: Arc<Committed>, sync: bool) -> Self {
+        let header = FrameHeader::for_payload(KIND_TXN, seq, durable, &payload);
+        let pad = header.frame_len() - HEADER_LEN - payload.len();
+        Frame { header: header.encode(), payload, pad, committed, sync }
+    }
+}
+
+/// The frames of one batch, as the chunks one write each: small frames are copied into shared chunks, large payloads
+/// are written from their own buffer.
 #[derive(Default)]
-struct Queue {
+struct Frames {
     chunks: Vec<Vec<u8>>,
     last_chunk_small: bool,
     bytes: u64,
-    batch: Vec<Arc<Committed>>,
-    last_seq: u64,
-    needs_sync: bool,
-    leader: bool,
-    published: u64,
-    failed: Option<String>,
+    committed: Vec<Arc<Committed>>,
+    sync: bool,
+}
+
+impl Batch for Frames {
+    type Item = Frame;
+
+    fn push(&mut self, frame: Frame) {
+        self.bytes += (HEADER_LEN + frame.payload.len() + frame.pad) as u64;
+        if frame.payload.len() >= OWN_CHUNK {
+            self.chunks.push(frame.header.to_vec());
+            self.chunks.push(frame.payload);
+            if frame.pad > 0 {
+                self.chunks.push(vec![0; frame.pad]);
+            }
+            self.last_chunk_small = false;
+        } else {
+            if !self.last_chunk_small {
+                self.chunks.push(Vec::with_capacity(64 * 1024));
+                self.last_chunk_small = true;
+            }
+            let chunk = self.chunks.last_mut().expect("a small chunk was just ensured");
+            chunk.extend_from_slice(&frame.header);
+            chunk.extend_from_slice(&frame.payload);
+            chunk.resize(chunk.len() + frame.pad, 0);
+        }
+        self.committed.push(frame.committed);
+        self.sync |= frame.sync;
+    }
 }
 
 /// See the module documentation.
 pub(crate) struct Pipeline {
     dir: PathBuf,
-    queue: Mutex<Queue>,
-    turn: Condvar,
-    publisher: Mutex<Publisher>,
+    group: Group<Frames, Publisher>,
     published: AtomicU64,
     synced: AtomicU64,
     /// Bytes appended to the log since the last snapshot.
@@ -69,9 +115,7 @@ impl Pipeline {
         let synced = log.synced_seq();
         Pipeline {
             dir,
-            queue: Mutex::new(Queue { published: seq, last_seq: seq, ..Queue::default() }),
-            turn: Condvar::new(),
-            publisher: Mutex::new(Publisher { log, state }),
+            group: Group::new(seq, Publisher { log, state }),
             published: AtomicU64::new(seq),
             synced: AtomicU64::new(synced),
             log_bytes: AtomicU64::new(log_bytes),
@@ -85,100 +129,32 @@ impl Pipeline {
 
     /// Refuses with [`Error::Failed`] if the pipeline has failed.
     pub(crate) fn check(&self) -> Result<()> {
-        match &self.queue.lock().failed {
-            Some(cause) => Err(self.failed(cause)),
-            None => Ok(()),
-        }
+        self.group.check().map_err(|f| self.failed(f))
     }
 
-    fn failed(&self, cause: &str) -> Error {
-        Error::Failed { path: self.dir.clone(), cause: cause.to_string() }
+    fn failed(&self, failed: group::Failed) -> Error {
+        Error::Failed { path: self.dir.clone(), cause: failed.0 }
     }
 
     /// Queues transaction `seq`. Must be called in sequence order (under the writer lock).
     pub(crate) fn enqueue(&self, seq: u64, payload: Vec<u8>, committed: Arc<Committed>, sync: bool) -> Result<()> {
-        let header = FrameHeader::for_payload(KIND_TXN, seq, self.synced.load(Ordering::Acquire), &payload);
-        let pad = header.frame_len() - crate::log::frame::HEADER_LEN - payload.len();
-        let mut q = self.queue.lock();
-        if let Some(cause) = &q.failed {
-            return Err(self.failed(cause));
-        }
-        q.bytes += header.frame_len() as u64;
-        if payload.len() >= OWN_CHUNK {
-            q.chunks.push(header.encode().to_vec());
-            q.chunks.push(payload);
-            q.chunks.push(vec![0; pad]);
-            q.last_chunk_small = false;
-        } else {
-            if !q.last_chunk_small {
-                q.chunks.push(Vec::with_capacity(64 * 1024));
-                q.last_chunk_small = true;
-            }
-            let chunk = q.chunks.last_mut().expect("a small chunk was just ensured");
-            chunk.extend_from_slice(&header.encode());
-            chunk.extend_from_slice(&payload);
-            chunk.resize(chunk.len() + pad, 0);
-        }
-        q.batch.push(committed);
-        q.last_seq = seq;
-        q.needs_sync |= sync;
-        Ok(())
+        let frame = Frame::new(seq, self.synced.load(Ordering::Acquire), payload, committed, sync);
+        self.group.enqueue(seq, frame).map_err(|f| self.failed(f))
     }
 
     /// Waits until transaction `seq` is published, leading a flush if nobody else is. Returns what the flush it led
     /// (if any) reported, so the caller can trigger compaction.
     pub(crate) fn wait(&self, seq: u64) -> Result<Option<Flushed>> {
-        let mut led = None;
-        let mut q = self.queue.lock();
-        loop {
-            if q.published >= seq {
-                return Ok(led);
-            }
-            if let Some(cause) = &q.failed {
-                return Err(self.failed(cause));
-            }
-            if q.leader {
-                self.turn.wait(&mut q);
-                continue;
-            }
-            q.leader = true;
-            let chunks = std::mem::take(&mut q.chunks);
-            let batch = std::mem::take(&mut q.batch);
-            let bytes = std::mem::take(&mut q.bytes);
-            let sync = std::mem::take(&mut q.needs_sync);
-            q.last_chunk_small = false;
-            let upto = q.last_seq;
-            drop(q);
-            let result = self.flush(&chunks, batch, sync, upto, bytes);
-            q = self.queue.lock();
-            q.leader = false;
-            match result {
-                Ok(flushed) => {
-                    q.published = upto;
-                    led = Some(flushed);
-                }
-                Err(e) => {
-                    q.failed.get_or_insert_with(|| e.to_string());
-                    self.turn.notify_all();
-                    return Err(e);
-                }
-            }
-            self.turn.notify_all();
-        }
+        self.group.wait(seq, |p, frames, upto| self.flush(p, frames, upto)).map_err(|e| match e {
+            Unpublished::Flush(e) => e,
+            Unpublished::Failed(f) => self.failed(f),
+        })
     }
 
-    fn flush(
-        &self,
-        chunks: &[Vec<u8>],
-        batch: Vec<Arc<Committed>>,
-        sync: bool,
-        upto: u64,
-        bytes: u64,
-    ) -> Result<Flushed> {
-        let mut p = self.publisher.lock();
+    fn flush(&self, p: &mut Publisher, frames: Frames, upto: u64) -> Result<Flushed> {
         let start = p.log.offset();
-        p.log.append(chunks, upto)?;
-        if sync {
+        p.log.append(&frames.chunks, upto)?;
+        if frames.sync {
             if let Err(e) = p.log.sync() {
                 p.log.cut_back(start);
                 return Err(e);
@@ -187,13 +163,13 @@ impl Pipeline {
         }
         // Both copies get the batch before the committers return, so the next commit does not pay for this one and
         // the write sets are freed.
-        p.state.publish(|state| batch.iter().for_each(|c| state.apply(c)));
+        p.state.publish(|state| frames.committed.iter().for_each(|c| state.apply(c)));
         self.published.store(upto, Ordering::Release);
-        let log_bytes = self.log_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        let log_bytes = self.log_bytes.fetch_add(frames.bytes, Ordering::AcqRel) + frames.bytes;
         if p.log.full() {
             if let Err(e) = p.log.roll() {
                 // The batch is durable and published; what failed is preparing the next segment.
-                self.queue.lock().failed.get_or_insert_with(|| e.to_string());
+                self.group.fail(p, e.to_string());
             }
             self.synced.store(p.log.synced_seq(), Ordering::Release);
         }
@@ -202,16 +178,16 @@ impl Pipeline {
 
     /// After a compaction: the log not yet folded is the active segment's frames.
     pub(crate) fn reset_log_bytes(&self) {
-        let p = self.publisher.lock();
+        let p = self.group.publisher();
         let active = p.log.offset().saturating_sub(crate::log::segment::HEADER_LEN as u64);
         self.log_bytes.store(active, Ordering::Release);
     }
 
     /// Fsyncs whatever was written and not yet synced (the periodic syncer, and a clean close).
     pub(crate) fn sync_now(&self) -> Result<()> {
-        let mut p = self.publisher.lock();
+        let mut p = self.group.publisher();
         if let Err(e) = p.log.sync() {
-            self.queue.lock().failed.get_or_insert_with(|| e.to_string());
+            self.group.fail(&p, e.to_string());
             return Err(e);
         }
         self.synced.store(p.log.synced_seq(), Ordering::Release);
@@ -221,13 +197,43 @@ impl Pipeline {
     /// Closes the active segment (if it holds any frame) and starts a new one. Returns the first sequence number of
     /// the new active segment: every segment before it is closed and immutable.
     pub(crate) fn roll(&self) -> Result<u64> {
+        let mut p = self.group.publisher();
         self.check()?;
-        let mut p = self.publisher.lock();
         if let Err(e) = p.log.roll() {
-            self.queue.lock().failed.get_or_insert_with(|| e.to_string());
+            self.group.fail(&p, e.to_string());
             return Err(e);
         }
         self.synced.store(p.log.synced_seq(), Ordering::Release);
         Ok(p.log.first_seq())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_copies_small_frames_into_shared_chunks_and_writes_large_payloads_from_their_own_buffer() {
+        let large = vec![3; OWN_CHUNK + 1];
+        let large_at = large.as_ptr();
+        let mut frames = Frames::default();
+        let mut expected = Vec::new();
+        for (seq, payload) in [vec![1; 10], vec![2; 100], large, vec![4; 7]].into_iter().enumerate() {
+            let seq = seq as u64 + 1;
+            let header = FrameHeader::for_payload(KIND_TXN, seq, 0, &payload);
+            expected.extend_from_slice(&header.encode());
+            expected.extend_from_slice(&payload);
+            expected.resize(expected.len().next_multiple_of(crate::log::frame::ALIGN), 0);
+            let committed = Arc::new(Committed { seq, writes: Vec::new() });
+            frames.push(Frame::new(seq, 0, payload, committed, seq == 2));
+        }
+        assert_eq!(frames.chunks.concat(), expected);
+        assert_eq!(frames.bytes, expected.len() as u64);
+        // Frames 1 and 2 share a chunk; frame 3 is its header, its payload (not copied) and its padding; frame 4
+        // starts a new small chunk.
+        assert_eq!(frames.chunks.len(), 5);
+        assert_eq!(frames.chunks[2].as_ptr(), large_at);
+        assert_eq!(frames.committed.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert!(frames.sync, "one frame asking for an fsync makes the batch fsync");
     }
 }

@@ -6,6 +6,7 @@
 
 pub(crate) mod commit;
 pub(crate) mod compact;
+mod group;
 pub(crate) mod open;
 
 use std::fmt::Debug;
