@@ -16,6 +16,7 @@ cairn::schema! {
 const CUSTOMERS: u32 = 64;
 const EACH: i64 = 1_000;
 const TRANSFERS_PER_WRITER: u32 = 300;
+const READERS: u64 = 3;
 
 #[test]
 fn readers_never_see_half_a_transaction() {
@@ -39,11 +40,17 @@ fn readers_never_see_half_a_transaction() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
+    // Readers that have finished their first read: writers start once all three have, so the readers are running
+    // while the writers work even on a machine that schedules threads late.
+    let started = Arc::new(AtomicU64::new(0));
     let mut writers = Vec::new();
     let mut handles = Vec::new();
     for w in 0..2u32 {
-        let db = db.clone();
+        let (db, started) = (db.clone(), started.clone());
         writers.push(std::thread::spawn(move || {
+            while started.load(Ordering::Acquire) < READERS {
+                std::thread::yield_now();
+            }
             let mut i = w;
             for _ in 0..TRANSFERS_PER_WRITER {
                 let c = (i * 7) % CUSTOMERS;
@@ -67,8 +74,8 @@ fn readers_never_see_half_a_transaction() {
             }
         }));
     }
-    for r in 0..3u32 {
-        let (db, stop, reads) = (db.clone(), stop.clone(), reads.clone());
+    for r in 0..READERS as u32 {
+        let (db, stop, reads, started) = (db.clone(), stop.clone(), reads.clone(), started.clone());
         handles.push(std::thread::spawn(move || {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -89,19 +96,27 @@ fn readers_never_see_half_a_transaction() {
                 assert_eq!(pair, EACH);
                 // Snapshot iterators are consistent on their own table.
                 assert_eq!(db.savings.iter().len(), CUSTOMERS as usize);
+                if n == 0 {
+                    started.fetch_add(1, Ordering::Release);
+                }
                 n += 1;
+                reads.fetch_add(1, Ordering::Relaxed);
             }
-            reads.fetch_add(n, Ordering::Relaxed);
         }));
     }
+    while started.load(Ordering::Acquire) < READERS {
+        std::thread::yield_now();
+    }
+    let before = reads.load(Ordering::Relaxed);
     for w in writers {
         w.join().unwrap();
     }
+    let during = reads.load(Ordering::Relaxed) - before;
     stop.store(true, Ordering::Relaxed);
     for h in handles {
         h.join().unwrap();
     }
-    assert!(reads.load(Ordering::Relaxed) > 10, "readers made progress while the writers worked");
+    assert!(during > 0, "readers made no progress while the writers worked");
     assert_eq!(db.db().last_seq(), 2 + 2 * u64::from(TRANSFERS_PER_WRITER), "every transfer committed");
     drop(db);
     let db = Accounts::open(dir.path()).unwrap();
