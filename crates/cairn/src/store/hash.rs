@@ -89,12 +89,6 @@ where
         self.put_hashed(hash, entry);
     }
 
-    fn put_twin(&mut self, twin: &mut Self, entry: Shared<K, V>) {
-        let hash = self.hasher.hash_one(&entry.key);
-        twin.put_hashed(hash, entry.clone());
-        self.put_hashed(hash, entry);
-    }
-
     fn new_writes(&self) -> HashWrites<K, V> {
         HashWrites { ops: Vec::new(), index: hashbrown::HashTable::new(), hasher: self.hasher.clone() }
     }

@@ -55,8 +55,9 @@ pub(crate) trait Store: Clone + Default + Send + Sync + 'static {
     }
     /// Puts `entry` into this table and into `twin`, a copy of it (same hasher).
     fn put_twin(&mut self, twin: &mut Self, entry: Shared<Self::K, Self::V>) {
-        twin.put(entry.clone());
-        self.put(entry);
+        let hash = self.hash_of(&entry.key);
+        twin.put_with_hash(hash, entry.clone());
+        self.put_with_hash(hash, entry);
     }
     /// An empty write set for this table (it may share the table's hasher, so that applying it needs no rehash).
     fn new_writes(&self) -> Self::Writes;

@@ -11,12 +11,6 @@ pub(crate) struct State {
     pub(crate) seq: u64,
 }
 
-impl Clone for State {
-    fn clone(&self) -> Self {
-        State { tables: self.tables.iter().map(|t| t.clone_boxed()).collect(), seq: self.seq }
-    }
-}
-
 impl State {
     /// The table at `pos`, with the store type it was opened with.
     pub(crate) fn table<S: Store>(&self, pos: usize) -> &S {
