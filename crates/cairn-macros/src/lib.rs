@@ -23,9 +23,12 @@ struct SchemaInput {
     tables: Vec<TableInput>,
 }
 
+#[derive(Clone, Copy, PartialEq)]
 enum Kind {
     Hash,
     Ordered,
+    /// An ordered table keyed by `cairn::Id<Value>`, ids allocated by the database.
+    Auto,
 }
 
 struct TableInput {
@@ -34,6 +37,41 @@ struct TableInput {
     kind: Kind,
     key: Type,
     value: Type,
+    indexes: Vec<IndexInput>,
+}
+
+/// `name: [unique] Type = extractor`.
+struct IndexInput {
+    attrs: Vec<Attribute>,
+    name: Ident,
+    unique: bool,
+    key: Type,
+    extract: syn::Expr,
+}
+
+impl Parse for IndexInput {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let name: Ident = input.parse()?;
+        input.parse::<Token![:]>()?;
+        let unique = input.peek(Ident) && !input.peek2(Token![=]) && {
+            let fork = input.fork();
+            fork.parse::<Ident>().is_ok_and(|w| w == "unique")
+        };
+        if unique {
+            input.parse::<Ident>()?;
+        }
+        let key: Type = input.parse()?;
+        input.parse::<Token![=]>().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected `= |value: &Value| ...`: an index is a function of the value, as in \
+                 `by_email: unique String = |a: &Account| a.email.clone()`",
+            )
+        })?;
+        let extract: syn::Expr = input.parse()?;
+        Ok(IndexInput { attrs, name, unique, key, extract })
+    }
 }
 
 impl Parse for SchemaInput {
@@ -81,14 +119,26 @@ impl Parse for TableInput {
             match word.to_string().as_str() {
                 "hash" => Kind::Hash,
                 "ordered" => Kind::Ordered,
+                "auto" => Kind::Auto,
                 other => {
                     return Err(syn::Error::new(
                         word.span(),
-                        format!("unknown table kind `{other}`: write `<Key, Value>` (hash) or `ordered<Key, Value>`"),
+                        format!(
+                            "unknown table kind `{other}`: write `<Key, Value>` (hash), `ordered<Key, Value>` or \
+                             `auto<Value>` (keys are ids the database allocates)"
+                        ),
                     ))
                 }
             }
         };
+        if kind == Kind::Auto {
+            input.parse::<Token![<]>().map_err(|e| syn::Error::new(e.span(), "expected `auto<Value>`"))?;
+            let value: Type = input.parse()?;
+            input.parse::<Token![>]>().map_err(|e| syn::Error::new(e.span(), "expected `>` after the value type"))?;
+            let key: Type = syn::parse_quote!(::cairn::Id<#value>);
+            let indexes = parse_indexes(input)?;
+            return Ok(TableInput { attrs, name, kind, key, value, indexes });
+        }
         let open: Token![<] = input.parse().map_err(|e| syn::Error::new(e.span(), "expected `<Key, Value>`"))?;
         let key: Type = input.parse()?;
         if !input.peek(Token![,]) {
@@ -100,8 +150,42 @@ impl Parse for TableInput {
         input.parse::<Token![,]>()?;
         let value: Type = input.parse()?;
         input.parse::<Token![>]>().map_err(|e| syn::Error::new(e.span(), "expected `>` after the value type"))?;
-        Ok(TableInput { attrs, name, kind, key, value })
+        let indexes = parse_indexes(input)?;
+        Ok(TableInput { attrs, name, kind, key, value, indexes })
     }
+}
+
+/// An optional `{ index, ... }` block after a table's types.
+fn parse_indexes(input: ParseStream<'_>) -> syn::Result<Vec<IndexInput>> {
+    if !input.peek(syn::token::Brace) {
+        return Ok(Vec::new());
+    }
+    let body;
+    braced!(body in input);
+    let indexes: Vec<IndexInput> = Punctuated::<IndexInput, Token![,]>::parse_terminated(&body)?.into_iter().collect();
+    for (i, ix) in indexes.iter().enumerate() {
+        if indexes[..i].iter().any(|other| other.name == ix.name) {
+            return Err(syn::Error::new(ix.name.span(), format!("index `{}` is declared twice", ix.name)));
+        }
+        if ix.name == "table" {
+            return Err(syn::Error::new(
+                ix.name.span(),
+                "`table` is reserved for the table itself; name the index otherwise",
+            ));
+        }
+    }
+    Ok(indexes)
+}
+
+fn camel(name: &Ident) -> String {
+    name.to_string()
+        .split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+        })
+        .collect()
 }
 
 fn expand(s: &SchemaInput) -> TokenStream2 {
@@ -116,25 +200,122 @@ fn expand(s: &SchemaInput) -> TokenStream2 {
     let mut inits = Vec::new();
     let mut txn_inits = Vec::new();
     let mut read_inits = Vec::new();
+    let mut extra = Vec::new();
     for (pos, t) in tables.iter().enumerate() {
-        let TableInput { attrs, name: field, kind, key, value } = t;
+        let TableInput { attrs, name: field, kind, key, value, indexes } = t;
         let table_name = field.to_string();
-        let (handle, txn_handle, read_handle, def) = match kind {
-            Kind::Hash => (quote!(Table), quote!(TxnTable), quote!(TableRead), quote!(hash)),
-            Kind::Ordered => (quote!(OrderedTable), quote!(TxnOrderedTable), quote!(OrderedTableRead), quote!(ordered)),
+        let (handle, txn_handle, read_handle, def, txn_new) = match kind {
+            Kind::Hash => (quote!(Table), quote!(TxnTable), quote!(TableRead), quote!(hash), quote!(__new)),
+            Kind::Ordered | Kind::Auto => (
+                quote!(OrderedTable),
+                quote!(TxnOrderedTable),
+                quote!(OrderedTableRead),
+                quote!(ordered),
+                quote!(__new_ordered),
+            ),
         };
-        fields.push(quote!(#(#attrs)* pub #field: #cairn::#handle<#key, #value>));
-        txn_fields.push(quote!(#(#attrs)* pub #field: #cairn::#txn_handle<'t, #key, #value>));
-        read_fields.push(quote!(#(#attrs)* pub #field: #cairn::#read_handle<'r, #key, #value>));
-        defs.push(quote!(#cairn::TableDef::#def::<#key, #value>(#table_name)));
-        inits.push(quote!(#field: db.__table(#pos)));
-        txn_inits.push(quote!(#field: #cairn::#txn_handle::__new(tx, #pos)));
-        read_inits.push(quote!(#field: #cairn::#read_handle::__new(state, #pos)));
+        let index_defs = indexes.iter().map(|ix| {
+            let IndexInput { name, unique, key: ik, extract, .. } = ix;
+            let ctor = if *unique { quote!(unique) } else { quote!(multi) };
+            let index_name = name.to_string();
+            quote!(#cairn::IndexDef::<#key, #value>::#ctor::<#ik>(#index_name, #extract))
+        });
+        defs.push(quote!(#cairn::TableDef::#def::<#key, #value>(#table_name, ::std::vec![#(#index_defs),*])));
+        if indexes.is_empty() {
+            fields.push(quote!(#(#attrs)* pub #field: #cairn::#handle<#key, #value>));
+            txn_fields.push(quote!(#(#attrs)* pub #field: #cairn::#txn_handle<'t, #key, #value>));
+            read_fields.push(quote!(#(#attrs)* pub #field: #cairn::#read_handle<'r, #key, #value>));
+            inits.push(quote!(#field: db.__table(#pos)));
+            txn_inits.push(quote!(#field: #cairn::#txn_handle::__new(tx, #pos)));
+            read_inits.push(quote!(#field: #cairn::#read_handle::__new(state, #pos)));
+            continue;
+        }
+        // A table with indexes: a struct per view that derefs to the table and holds one handle per index.
+        let base = format!("{name}{}", camel(field));
+        let (ty, txn_ty, read_ty) =
+            (format_ident!("{}", base), format_ident!("{}Txn", base), format_ident!("{}Read", base));
+        let (mut ix_fields, mut ix_txn_fields, mut ix_read_fields) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ix_inits, mut ix_txn_inits, mut ix_read_inits) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, ix) in indexes.iter().enumerate() {
+            let IndexInput { attrs: ix_attrs, name: ix_name, unique, key: ik, .. } = ix;
+            let (h, th, rh) = if *unique {
+                (quote!(UniqueIndex), quote!(TxnUniqueIndex), quote!(UniqueIndexRead))
+            } else {
+                (quote!(Index), quote!(TxnIndex), quote!(IndexRead))
+            };
+            ix_fields.push(quote!(#(#ix_attrs)* pub #ix_name: #cairn::#h<#key, #value, #ik>));
+            ix_txn_fields.push(quote!(#(#ix_attrs)* pub #ix_name: #cairn::#th<'t, #key, #value, #ik>));
+            ix_read_fields.push(quote!(#(#ix_attrs)* pub #ix_name: #cairn::#rh<'r, #key, #value, #ik>));
+            ix_inits.push(quote!(#ix_name: #cairn::#h::__new(&db, #pos, #i)));
+            ix_txn_inits.push(quote!(#ix_name: #cairn::#th::#txn_new(&table, #i)));
+            ix_read_inits.push(quote!(#ix_name: #cairn::#rh::__new(state, #pos, #i)));
+        }
+        let doc = format!("Table `{field}` of [`{name}`] with its indexes; derefs to the table.");
+        let txn_doc = format!("Table `{field}` of [`{name}`] with its indexes, in a transaction; derefs to the table.");
+        let read_doc = format!("Table `{field}` of [`{name}`] with its indexes, in a read view; derefs to the table.");
+        extra.push(quote! {
+            #[doc = #doc]
+            #vis struct #ty {
+                table: #cairn::#handle<#key, #value>,
+                #(#ix_fields,)*
+            }
+
+            impl ::std::ops::Deref for #ty {
+                type Target = #cairn::#handle<#key, #value>;
+                fn deref(&self) -> &Self::Target {
+                    &self.table
+                }
+            }
+
+            impl ::std::fmt::Debug for #ty {
+                fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                    ::std::fmt::Debug::fmt(&self.table, f)
+                }
+            }
+
+            #[doc = #txn_doc]
+            #vis struct #txn_ty<'t> {
+                table: #cairn::#txn_handle<'t, #key, #value>,
+                #(#ix_txn_fields,)*
+            }
+
+            impl<'t> ::std::ops::Deref for #txn_ty<'t> {
+                type Target = #cairn::#txn_handle<'t, #key, #value>;
+                fn deref(&self) -> &Self::Target {
+                    &self.table
+                }
+            }
+
+            #[doc = #read_doc]
+            #vis struct #read_ty<'r> {
+                table: #cairn::#read_handle<'r, #key, #value>,
+                #(#ix_read_fields,)*
+            }
+
+            impl<'r> ::std::ops::Deref for #read_ty<'r> {
+                type Target = #cairn::#read_handle<'r, #key, #value>;
+                fn deref(&self) -> &Self::Target {
+                    &self.table
+                }
+            }
+        });
+        fields.push(quote!(#(#attrs)* pub #field: #ty));
+        txn_fields.push(quote!(#(#attrs)* pub #field: #txn_ty<'t>));
+        read_fields.push(quote!(#(#attrs)* pub #field: #read_ty<'r>));
+        inits.push(quote!(#field: #ty { table: db.__table(#pos), #(#ix_inits,)* }));
+        txn_inits.push(quote!(#field: {
+            let table = #cairn::#txn_handle::__new(tx, #pos);
+            #txn_ty { #(#ix_txn_inits,)* table }
+        }));
+        read_inits
+            .push(quote!(#field: #read_ty { table: #cairn::#read_handle::__new(state, #pos), #(#ix_read_inits,)* }));
     }
     let txn_doc = format!("The tables of [`{name}`] inside a transaction (see [`{name}::transaction`]).");
     let read_doc = format!("The tables of [`{name}`] at one consistent state (see [`{name}::read`]).");
     let lifetime_t = syn::Lifetime::new("'t", Span::call_site());
     quote! {
+        #(#extra)*
+
         #(#attrs)*
         #vis struct #name {
             #(#fields,)*

@@ -82,6 +82,43 @@ pub enum Error {
     /// for itself. Write through the transaction's tables instead.
     #[error("cannot write through a table handle inside a transaction closure: use the transaction's tables")]
     WriteInsideTransaction,
+    /// A write would give a unique index key to a second record. The write was refused; the transaction goes on
+    /// (its other writes stand) unless the closure returns the error, as `?` does, and then nothing is committed.
+    #[error(
+        "unique index `{index}` of table `{table}` already holds {key} for another record; change the value, or \
+         change or remove the other record first (earlier in the same transaction works)"
+    )]
+    UniqueViolation {
+        /// The table written.
+        table: String,
+        /// The unique index.
+        index: &'static str,
+        /// The index key, printed with `Debug`.
+        key: String,
+    },
+    /// The data on disk holds two records with the same key of a unique index: they were written before the index
+    /// was declared.
+    #[error(
+        "database {path}: unique index `{index}` of table `{table}` finds {key} in more than one record (written \
+         before the index was declared); open it with a schema that declares the index non-unique, remove the \
+         duplicates, then declare it unique again"
+    )]
+    IndexCollision {
+        /// The database directory.
+        path: PathBuf,
+        /// The table.
+        table: String,
+        /// The unique index.
+        index: &'static str,
+        /// The index key found twice, printed with `Debug`.
+        key: String,
+    },
+    /// An auto-id table has handed out every id up to `u64::MAX`.
+    #[error("table `{table}` has no ids left to allocate (the next would pass u64::MAX)")]
+    IdsExhausted {
+        /// The table.
+        table: String,
+    },
     /// A single transaction does not fit in one log record.
     #[error("transaction of {size} bytes exceeds the limit of {limit} bytes for one commit; split it")]
     TransactionTooLarge {

@@ -48,6 +48,8 @@ mod error;
 mod format;
 #[doc(hidden)]
 pub mod fuzzing;
+mod id;
+mod index;
 mod log;
 mod options;
 mod schema;
@@ -65,11 +67,21 @@ mod txn;
 ///     pub SchemaV1 {
 ///         accounts: <Username, Account>,        // a hash table (the default)
 ///         events: ordered<u64, Event>,          // an ordered table: range scans in key order
+///         notes: auto<Note>,                    // keys are `Id<Note>`s the database allocates (`insert_new`)
+///         users: <u64, User> {                  // secondary indexes: a name, a key type, a function of the value
+///             by_email: unique String = |u: &User| u.email.clone(),
+///             by_city: String = |u: &User| u.city.clone(),
+///         },
 ///     }
 /// }
 /// ```
 /// A table's field name is its identity on disk. Keys and values are any serde types; hash tables need keys that are
-/// `Hash + Eq`, ordered tables keys that are `Ord`.
+/// `Hash + Eq`, ordered tables keys that are `Ord`; index keys are `Ord + Clone + Debug`.
+///
+/// A table with indexes gets a struct of its own (`SchemaV1Users`, and `SchemaV1UsersTxn`, `SchemaV1UsersRead` for
+/// transactions and read views) that derefs to the table and has one field per index: `db.users.by_email.get(..)`.
+/// Indexes are maintained in the transaction that writes; a write that would give a unique index key to a second
+/// record fails with [`Error::UniqueViolation`]. They are kept in memory only and rebuilt at open.
 pub use cairn_macros::schema;
 
 // Opening a database.
@@ -77,9 +89,14 @@ pub use db::Db;
 pub use options::{Builder, Durability};
 
 // Schemas and tables.
-pub use schema::{Key, Schema, TableDef, TableKind, Value};
+pub use schema::{IndexDef, Key, Schema, TableDef, TableKind, Value};
 pub use table::{Iter, OrderedTable, OrderedTableRead, Table, TableRead};
 pub use txn::{Transaction, TxnOrderedTable, TxnTable};
+
+// Secondary indexes and auto-id tables.
+pub use id::{Id, IdRange};
+pub use index::{Index, IndexRead, TxnIndex, TxnUniqueIndex, UniqueIndex, UniqueIndexRead};
+pub use store::index::IndexKey;
 
 // Errors.
 pub use error::{Corruption, Error, Result};

@@ -1,5 +1,9 @@
 //! What a schema declares: its tables, their names and kinds. The `schema!` macro implements [`Schema`].
 
+use std::fmt;
+use std::sync::Arc;
+
+use crate::store::index::{IndexKey, IndexStore, Indexes, MultiStore, UniqueStore};
 use crate::store::TableStore;
 
 /// How a table keeps its records in memory.
@@ -30,11 +34,47 @@ impl TableKind {
 }
 
 /// One table of a schema, as the `schema!` macro describes it.
-#[derive(Debug)]
 pub struct TableDef {
     pub(crate) name: &'static str,
     pub(crate) kind: TableKind,
-    pub(crate) make: fn() -> Box<dyn TableStore>,
+    /// The names of the table's indexes, and whether each is unique.
+    pub(crate) indexes: Vec<(&'static str, bool)>,
+    pub(crate) make: Arc<dyn Fn() -> Box<dyn TableStore> + Send + Sync>,
+}
+
+impl fmt::Debug for TableDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableDef")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("indexes", &self.indexes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One secondary index of a table, as the `schema!` macro describes it: a name and a function of the value.
+pub struct IndexDef<K, V> {
+    store: Box<dyn IndexStore<K, V>>,
+}
+
+impl<K: 'static, V: 'static> fmt::Debug for IndexDef<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IndexDef").field("name", &self.store.name()).field("unique", &self.store.unique()).finish()
+    }
+}
+
+impl<K: Key + Eq, V: Value> IndexDef<K, V> {
+    /// Used by `schema!`: a unique index named `name` on the key `extract` computes from each value.
+    #[doc(hidden)]
+    pub fn unique<IK: IndexKey>(name: &'static str, extract: fn(&V) -> IK) -> Self {
+        IndexDef { store: Box::new(UniqueStore::new(name, extract)) }
+    }
+
+    /// Used by `schema!`: a non-unique index named `name` on the key `extract` computes from each value.
+    #[doc(hidden)]
+    pub fn multi<IK: IndexKey>(name: &'static str, extract: fn(&V) -> IK) -> Self {
+        IndexDef { store: Box::new(MultiStore::new(name, extract)) }
+    }
 }
 
 impl TableDef {
@@ -46,6 +86,11 @@ impl TableDef {
     /// The table's kind.
     pub fn kind(&self) -> TableKind {
         self.kind
+    }
+
+    /// The names of the table's secondary indexes, each with whether it is unique.
+    pub fn indexes(&self) -> &[(&'static str, bool)] {
+        &self.indexes
     }
 }
 
@@ -69,19 +114,26 @@ pub trait Value: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 
 impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static> Value for T {}
 
 impl TableDef {
-    /// Used by `schema!`: a hash table named `name`.
+    /// Used by `schema!`: a hash table named `name`, with secondary indexes.
     #[doc(hidden)]
-    pub fn hash<K: Key + std::hash::Hash + Eq, V: Value>(name: &'static str) -> Self {
-        Self::of::<crate::store::hash::HashStore<K, V>>(name)
+    pub fn hash<K: Key + std::hash::Hash + Eq, V: Value>(name: &'static str, indexes: Vec<IndexDef<K, V>>) -> Self {
+        Self::of::<crate::store::hash::HashStore<K, V>>(name, indexes)
     }
 
-    /// Used by `schema!`: an ordered table named `name`.
+    /// Used by `schema!`: an ordered table named `name`, with secondary indexes.
     #[doc(hidden)]
-    pub fn ordered<K: Key + Ord, V: Value>(name: &'static str) -> Self {
-        Self::of::<crate::store::ordered::OrderedStore<K, V>>(name)
+    pub fn ordered<K: Key + Ord, V: Value>(name: &'static str, indexes: Vec<IndexDef<K, V>>) -> Self {
+        Self::of::<crate::store::ordered::OrderedStore<K, V>>(name, indexes)
     }
 
-    fn of<S: crate::store::Store>(name: &'static str) -> Self {
-        TableDef { name, kind: S::KIND, make: || Box::new(S::default()) }
+    fn of<S: crate::store::Store>(name: &'static str, indexes: Vec<IndexDef<S::K, S::V>>) -> Self {
+        let names = indexes.iter().map(|i| (i.store.name(), i.store.unique())).collect();
+        let protos = Indexes::new(indexes.into_iter().map(|i| i.store).collect());
+        TableDef {
+            name,
+            kind: S::KIND,
+            indexes: names,
+            make: Arc::new(move || Box::new(S::with_indexes(protos.clone()))),
+        }
     }
 }

@@ -44,6 +44,12 @@ pub struct Iter<K, V> {
     entries: std::vec::IntoIter<Shared<K, V>>,
 }
 
+impl<K, V> Iter<K, V> {
+    pub(crate) fn new(entries: Vec<Shared<K, V>>) -> Self {
+        Iter { entries: entries.into_iter() }
+    }
+}
+
 impl<K: Clone, V: Clone> Iterator for Iter<K, V> {
     type Item = (K, V);
 
@@ -78,8 +84,8 @@ macro_rules! define_table {
     ) => {
         $(#[$doc])*
         pub struct $name<K, V> {
-            inner: Arc<Inner>,
-            pos: usize,
+            pub(crate) inner: Arc<Inner>,
+            pub(crate) pos: usize,
             _types: PhantomData<fn() -> (K, V)>,
         }
 
@@ -96,11 +102,11 @@ macro_rules! define_table {
         }
 
         impl<K: Key + $($kb)+, V: Value> $name<K, V> {
-            fn with<R>(&self, f: impl FnOnce(&$store<K, V>) -> R) -> R {
+            pub(crate) fn with<R>(&self, f: impl FnOnce(&$store<K, V>) -> R) -> R {
                 self.inner.read(|state| f(state.table::<$store<K, V>>(self.pos)))
             }
 
-            fn write<R>(&self, f: impl FnOnce(&$txn<'_, K, V>) -> Result<R>) -> Result<R> {
+            pub(crate) fn write<R>(&self, f: impl FnOnce(&$txn<'_, K, V>) -> Result<R>) -> Result<R> {
                 self.inner.write(None, |tx| f(&$txn::__new(tx, self.pos)))
             }
 

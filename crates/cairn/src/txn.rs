@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::log::record;
 use crate::schema::{Key, TableKind, Value};
 use crate::store::hash::HashStore;
+use crate::store::index::{AnyBox, IndexKey, MultiStore, TableClaims, UniqueStore};
 use crate::store::ordered::OrderedStore;
 use crate::store::state::Committed;
 use crate::store::{Entry, Shared, Store, WriteSet};
@@ -50,11 +51,18 @@ impl Drop for TxnFlag {
 
 type AnyWrites = Box<dyn Any + Send + Sync>;
 
+/// What a finished transaction hands to the commit path: its encoded record, its write sets and its index claims.
+pub(crate) type Parts = (Vec<u8>, Vec<(usize, AnyWrites)>, Vec<(usize, TableClaims)>);
+
 /// An open transaction, untyped. The `schema!` struct's transaction type wraps it with one typed table per field.
 pub struct Transaction<'t> {
     inner: &'t Inner,
     pending: &'t [Arc<Committed>],
     writes: RefCell<Vec<Option<AnyWrites>>>,
+    /// Per table, the claims on its unique indexes (see `store::index`).
+    claims: RefCell<Vec<Option<TableClaims>>>,
+    /// Per auto-id table, the next id this transaction would hand out.
+    next_ids: RefCell<Vec<Option<u64>>>,
     payload: RefCell<Vec<u8>>,
     scratch: RefCell<Vec<u8>>,
     _flag: TxnFlag,
@@ -72,17 +80,82 @@ impl<'t> Transaction<'t> {
             inner,
             pending,
             writes: RefCell::new((0..inner.tables.len()).map(|_| None).collect()),
+            claims: RefCell::new((0..inner.tables.len()).map(|_| None).collect()),
+            next_ids: RefCell::new(vec![None; inner.tables.len()]),
             payload: RefCell::new(Vec::new()),
             scratch: RefCell::new(Vec::new()),
             _flag: TxnFlag::set(),
         }
     }
 
-    /// The encoded record and the write sets of the tables written.
-    pub(crate) fn into_parts(self) -> (Vec<u8>, Vec<(usize, AnyWrites)>) {
-        let Transaction { writes, payload, .. } = self;
+    /// Writes what the transaction keeps for itself: the id counters of the auto-id tables it allocated from.
+    pub(crate) fn finish(&self) -> Result<()> {
+        let next_ids = std::mem::take(&mut *self.next_ids.borrow_mut());
+        for (pos, next) in next_ids.into_iter().enumerate() {
+            if let Some(next) = next {
+                self.put::<OrderedStore<String, u64>>(self.inner.ids_pos, self.table_name(pos).to_string(), next)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The encoded record, the write sets of the tables written and the claims on their unique indexes.
+    pub(crate) fn into_parts(self) -> Parts {
+        let Transaction { writes, claims, payload, .. } = self;
         let writes = writes.into_inner().into_iter().enumerate().filter_map(|(pos, w)| w.map(|w| (pos, w))).collect();
-        (payload.into_inner(), writes)
+        let claims = claims.into_inner().into_iter().enumerate().filter_map(|(pos, c)| c.map(|c| (pos, c))).collect();
+        (payload.into_inner(), writes, claims)
+    }
+
+    /// Takes `count` ids of the auto-id table at `pos`, returning the first: the next id after those this transaction
+    /// took, else the stored counter, and never one at or below the table's largest key as this transaction sees it.
+    pub(crate) fn allocate_ids<V: Value>(&self, pos: usize, count: u64) -> Result<u64> {
+        type Ids<V> = OrderedStore<crate::id::Id<V>, V>;
+        let stored = self.next_ids.borrow()[pos].or_else(|| {
+            self.lookup::<OrderedStore<String, u64>>(self.inner.ids_pos, &self.table_name(pos).to_string())
+                .map(|e| e.value)
+        });
+        let own = self.writes.borrow()[pos]
+            .as_ref()
+            .and_then(|w| w.downcast_ref::<<Ids<V> as Store>::Writes>()?.last_key().map(|k| k.get()));
+        let pending = self.pending.iter().filter_map(|c| c.writes::<Ids<V>>(pos)?.last_key().map(|k| k.get())).max();
+        let published = self.inner.read(|state| state.table::<Ids<V>>(pos).last_key().map(|k| k.get()));
+        let last = own.max(pending).max(published).unwrap_or(0);
+        let start = stored.unwrap_or(1).max(last.saturating_add(1)).max(1);
+        let exhausted = || Error::IdsExhausted { table: self.table_name(pos).to_string() };
+        let end = start.checked_add(count).filter(|_| last < u64::MAX).ok_or_else(exhausted)?;
+        self.next_ids.borrow_mut()[pos] = Some(end);
+        Ok(start)
+    }
+
+    /// Checks, then records, what a write of `key` from `old` to `new` frees and takes in the unique indexes of the
+    /// table at `pos` (all of them checked before any is recorded, so a refused write leaves no claim behind).
+    fn claim<S: Store>(&self, pos: usize, key: &S::K, old: Option<&S::V>, new: Option<&S::V>) -> Result<()> {
+        let mut claims = self.claims.borrow_mut();
+        self.inner.read(|state| {
+            let indexes = state.table::<S>(pos).indexes();
+            let own = claims[pos].get_or_insert_with(|| indexes.iter().map(|_| None).collect());
+            for record in [false, true] {
+                for (i, index) in indexes.iter().enumerate().filter(|(_, ix)| ix.unique()) {
+                    let pending: Vec<Option<&AnyBox>> =
+                        self.pending.iter().rev().map(|c| c.claims(pos).and_then(|cl| cl[i].as_ref())).collect();
+                    if record {
+                        index.claim(key, old, new, &mut own[i], &pending)
+                    } else {
+                        // Checking alone: look through this transaction's claims without changing them.
+                        let layers: Vec<Option<&AnyBox>> =
+                            std::iter::once(own[i].as_ref()).chain(pending.iter().copied()).collect();
+                        index.claim(key, old, new, &mut None, &layers)
+                    }
+                    .map_err(|ik| Error::UniqueViolation {
+                        table: self.table_name(pos).to_string(),
+                        index: index.name(),
+                        key: ik,
+                    })?;
+                }
+            }
+            Ok(())
+        })
     }
 
     pub(crate) fn create_table(&self, id: u32, kind: TableKind, name: &str) {
@@ -121,6 +194,10 @@ impl<'t> Transaction<'t> {
     }
 
     fn put<S: Store>(&self, pos: usize, key: S::K, value: S::V) -> Result<()> {
+        if self.inner.tables[pos].unique {
+            let prior = self.lookup::<S>(pos, &key);
+            self.claim::<S>(pos, &key, prior.as_ref().map(|e| &e.value), Some(&value))?;
+        }
         {
             let mut payload = self.payload.borrow_mut();
             let mut scratch = self.scratch.borrow_mut();
@@ -143,6 +220,9 @@ impl<'t> Transaction<'t> {
 
     /// Removes the record `prior` (the key's current entry, as this transaction sees it).
     fn delete<S: Store>(&self, pos: usize, prior: Shared<S::K, S::V>) -> Result<()> {
+        if self.inner.tables[pos].unique {
+            self.claim::<S>(pos, &prior.key, Some(&prior.value), None)?;
+        }
         {
             let mut payload = self.payload.borrow_mut();
             let mut scratch = self.scratch.borrow_mut();
@@ -155,6 +235,63 @@ impl<'t> Transaction<'t> {
         }
         self.with_writes::<S, _>(pos, |w| w.remove(prior));
         Ok(())
+    }
+
+    /// The record holding key `ik` of the unique index at `index` of the table at `pos`, as this transaction sees it:
+    /// the holder as the claims of the transaction and of those queued before it say, else as the published index
+    /// says, then that key's record.
+    pub(crate) fn unique_lookup<S: Store, IK: IndexKey>(
+        &self,
+        pos: usize,
+        index: usize,
+        ik: &IK,
+    ) -> Vec<Shared<S::K, S::V>> {
+        let holder = {
+            let claims = self.claims.borrow();
+            let own = claims[pos].as_ref().and_then(|c| c[index].as_ref());
+            self.inner.read(|state| {
+                let store = state.tables[pos]
+                    .index(index)
+                    .downcast_ref::<UniqueStore<S::K, S::V, IK>>()
+                    .expect("an index's store type is fixed by the schema");
+                let pending: Vec<Option<&AnyBox>> =
+                    self.pending.iter().rev().map(|c| c.claims(pos).and_then(|cl| cl[index].as_ref())).collect();
+                store.holder(ik, own, &pending).cloned()
+            })
+        };
+        holder.and_then(|key| self.lookup::<S>(pos, &key)).into_iter().collect()
+    }
+
+    /// The records with key `ik` in the non-unique index at `index` of the table at `pos`, as this transaction sees
+    /// them: the published index's, less those the transaction or those queued before it rewrote, plus those they
+    /// wrote with that index key.
+    pub(crate) fn multi_lookup<S: Store, IK: IndexKey>(
+        &self,
+        pos: usize,
+        index: usize,
+        ik: &IK,
+    ) -> Vec<Shared<S::K, S::V>> {
+        let writes = self.writes.borrow();
+        let own = writes[pos].as_ref().and_then(|w| w.downcast_ref::<S::Writes>());
+        let layers: Vec<&S::Writes> =
+            own.into_iter().chain(self.pending.iter().rev().filter_map(|c| c.writes::<S>(pos))).collect();
+        let shadowed = |k: &S::K, upto: usize| layers[..upto].iter().any(|l| l.get(k).is_some());
+        self.inner.read(|state| {
+            let store = state.tables[pos]
+                .index(index)
+                .downcast_ref::<MultiStore<S::K, S::V, IK>>()
+                .expect("an index's store type is fixed by the schema");
+            let published = store.get(ik).into_iter().flat_map(|b| b.iter());
+            let mut out: Vec<_> = published.filter(|e| !shadowed(&e.key, layers.len())).cloned().collect();
+            for (i, layer) in layers.iter().enumerate() {
+                layer.for_each(&mut |e, removed| {
+                    if !removed && !shadowed(&e.key, i) && store.extract(&e.value) == *ik {
+                        out.push(e.clone());
+                    }
+                });
+            }
+            out
+        })
     }
 
     /// Every entry as this transaction sees it, in no particular order.
@@ -243,15 +380,15 @@ macro_rules! txn_table_methods {
 
 /// A hash table inside a transaction.
 pub struct TxnTable<'t, K, V> {
-    tx: &'t Transaction<'t>,
-    pos: usize,
+    pub(crate) tx: &'t Transaction<'t>,
+    pub(crate) pos: usize,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
 /// An ordered table inside a transaction.
 pub struct TxnOrderedTable<'t, K, V> {
-    tx: &'t Transaction<'t>,
-    pos: usize,
+    pub(crate) tx: &'t Transaction<'t>,
+    pub(crate) pos: usize,
     _types: PhantomData<fn() -> (K, V)>,
 }
 

@@ -224,7 +224,7 @@ mod tests {
             expected.extend_from_slice(&header.encode());
             expected.extend_from_slice(&payload);
             expected.resize(expected.len().next_multiple_of(crate::log::frame::ALIGN), 0);
-            let committed = Arc::new(Committed { seq, writes: Vec::new() });
+            let committed = Arc::new(Committed { seq, writes: Vec::new(), claims: Vec::new() });
             frames.push(Frame::new(seq, 0, payload, committed, seq == 2));
         }
         assert_eq!(frames.chunks.concat(), expected);

@@ -28,6 +28,8 @@ use crate::txn::{self, Transaction};
 pub(crate) struct TableInfo {
     pub(crate) name: &'static str,
     pub(crate) id: u32,
+    /// Whether the table has a unique index: its writes then claim index keys (see `store::index`).
+    pub(crate) unique: bool,
 }
 
 /// What the writer lock protects: the next sequence number, and the transactions queued but not yet published
@@ -55,7 +57,10 @@ pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) reader: Reader,
+    /// The schema's tables, then Cairn's own (see `ids`).
     pub(crate) tables: Vec<TableInfo>,
+    /// The position of the table of id counters, `ids::TABLE`.
+    pub(crate) ids_pos: usize,
     pub(crate) unknown_tables: Vec<String>,
     pub(crate) writer: Mutex<Writer>,
     pub(crate) pipeline: commit::Pipeline,
@@ -84,11 +89,12 @@ impl Inner {
         self.pipeline.check()?;
         let published = self.pipeline.published();
         writer.pending.retain(|c| c.seq > published);
-        let (value, payload, writes) = {
+        let (value, payload, writes, claims) = {
             let tx = Transaction::new(self, &writer.pending);
             let value = f(&tx)?;
-            let (payload, writes) = tx.into_parts();
-            (value, payload, writes)
+            tx.finish()?;
+            let (payload, writes, claims) = tx.into_parts();
+            (value, payload, writes, claims)
         };
         if payload.is_empty() {
             return Ok(value);
@@ -101,7 +107,7 @@ impl Inner {
             .into());
         }
         let seq = writer.next_seq;
-        let committed = Arc::new(Committed { seq, writes });
+        let committed = Arc::new(Committed { seq, writes, claims });
         let sync = durability.unwrap_or(self.durability) == Durability::Immediate;
         self.pipeline.enqueue(seq, payload, committed.clone(), sync)?;
         writer.next_seq += 1;

@@ -50,7 +50,9 @@ fn list(storage: &dyn Storage, dir: &Path) -> Result<Listing> {
 }
 
 /// Opens the database in `dir` for the schema whose tables are `defs`.
-pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<Db> {
+pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Result<Db> {
+    let ids_pos = defs.len();
+    defs.push(crate::id::table_def());
     let storage = options.storage.clone();
     storage.create_dir_all(dir).map_err(|e| Error::io("create database directory", dir, e))?;
     let lock_path = dir.join(LOCK_FILE);
@@ -115,7 +117,7 @@ pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<
                 id
             }
         };
-        tables.push(TableInfo { name: def.name, id });
+        tables.push(TableInfo { name: def.name, id, unique: def.indexes.iter().any(|&(_, unique)| unique) });
     }
     let unknown_tables: Vec<String> =
         catalog.iter().filter(|c| !defs.iter().any(|d| d.name == c.name)).map(|c| c.name.clone()).collect();
@@ -189,6 +191,16 @@ pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<
     }
     let last_seq = scanned.last_seq;
     drop(data);
+    for (pos, store) in stores.iter().enumerate() {
+        if let Some((index, key)) = store.index_collision() {
+            return Err(Error::IndexCollision {
+                path: dir.to_path_buf(),
+                table: tables[pos].name.to_string(),
+                index,
+                key,
+            });
+        }
+    }
 
     // Cut a torn tail, drop what is obsolete, and open the active segment.
     let mut keep = segments.len();
@@ -241,6 +253,7 @@ pub(crate) fn open(options: Options, dir: &Path, defs: Vec<TableDef>) -> Result<
         storage: storage.clone(),
         reader,
         tables,
+        ids_pos,
         unknown_tables,
         writer: Mutex::new(Writer { next_seq: last_seq + 1, pending: Vec::new() }),
         pipeline: Pipeline::new(dir.to_path_buf(), log, writer, last_seq, log_bytes),

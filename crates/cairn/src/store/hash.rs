@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use std::sync::Arc;
 
+use super::index::Indexes;
 use super::{Shared, Store, WriteSet};
 use crate::schema::TableKind;
 
@@ -17,17 +18,18 @@ type Hasher = foldhash::fast::RandomState;
 pub(crate) struct HashStore<K, V> {
     table: hashbrown::HashTable<Shared<K, V>>,
     hasher: Hasher,
+    indexes: Indexes<K, V>,
 }
 
-impl<K, V> Clone for HashStore<K, V> {
+impl<K: 'static, V: 'static> Clone for HashStore<K, V> {
     fn clone(&self) -> Self {
-        HashStore { table: self.table.clone(), hasher: self.hasher.clone() }
+        HashStore { table: self.table.clone(), hasher: self.hasher.clone(), indexes: self.indexes.clone() }
     }
 }
 
 impl<K, V> Default for HashStore<K, V> {
     fn default() -> Self {
-        HashStore { table: hashbrown::HashTable::new(), hasher: Hasher::default() }
+        HashStore { table: hashbrown::HashTable::new(), hasher: Hasher::default(), indexes: Indexes::default() }
     }
 }
 
@@ -56,15 +58,24 @@ where
         self.find_by(key)
     }
 
+    fn with_indexes(indexes: Indexes<K, V>) -> Self {
+        HashStore { indexes, ..Self::default() }
+    }
+
+    fn indexes(&self) -> &Indexes<K, V> {
+        &self.indexes
+    }
+
     fn put(&mut self, entry: Shared<K, V>) {
         let hash = self.hasher.hash_one(&entry.key);
-        self.put_hashed(hash, entry);
+        self.put_with_hash(hash, entry);
     }
 
     fn delete(&mut self, key: &K) {
         let hash = self.hasher.hash_one(key);
         if let Ok(o) = self.table.find_entry(hash, |e| e.key == *key) {
-            o.remove();
+            let (old, _) = o.remove();
+            self.indexes.replace(Some(&old), None);
         }
     }
 
@@ -86,7 +97,12 @@ where
     }
 
     fn put_with_hash(&mut self, hash: u64, entry: Shared<K, V>) {
-        self.put_hashed(hash, entry);
+        if self.indexes.is_empty() {
+            self.put_hashed(hash, entry);
+        } else {
+            let old = self.put_hashed(hash, entry.clone());
+            self.indexes.replace(old.as_ref(), Some(&entry));
+        }
     }
 
     fn new_writes(&self) -> HashWrites<K, V> {
@@ -103,29 +119,39 @@ where
         if w.ops.len() > self.table.len() {
             Store::reserve(self, w.ops.len());
         }
-        for op in &w.ops {
-            if op.removed {
-                // The slot holding this very pointer (the usual case), else the record with the key (the transaction
-                // removed a record it had written itself, over an older one).
-                let prior = &op.entry;
-                if let Ok(o) = self.table.find_entry(op.hash, |e| Arc::ptr_eq(e, prior) || e.key == prior.key) {
-                    o.remove();
-                }
-            } else {
-                self.put_hashed(op.hash, op.entry.clone());
-            }
+        if self.indexes.is_empty() {
+            w.ops.iter().for_each(|op| drop(self.apply_op(op)));
+        } else {
+            let pairs: Vec<_> =
+                w.ops.iter().map(|op| (self.apply_op(op), (!op.removed).then_some(&op.entry))).collect();
+            self.indexes.replace_all(&pairs);
         }
     }
 }
 
 impl<K: Hash + Eq, V> HashStore<K, V> {
-    fn put_hashed(&mut self, hash: u64, entry: Shared<K, V>) {
+    /// Puts `entry`, returning the record it replaced.
+    fn put_hashed(&mut self, hash: u64, entry: Shared<K, V>) -> Option<Shared<K, V>> {
         let hasher = &self.hasher;
         match self.table.entry(hash, |e| e.key == entry.key, |e| hasher.hash_one(&e.key)) {
-            hashbrown::hash_table::Entry::Occupied(mut o) => *o.get_mut() = entry,
+            hashbrown::hash_table::Entry::Occupied(mut o) => Some(std::mem::replace(o.get_mut(), entry)),
             hashbrown::hash_table::Entry::Vacant(v) => {
                 v.insert(entry);
+                None
             }
+        }
+    }
+
+    /// Applies one write of a write set, returning the record it replaced or removed.
+    fn apply_op(&mut self, op: &Op<K, V>) -> Option<Shared<K, V>> {
+        if op.removed {
+            // The slot holding this very pointer (the usual case), else the record with the key (the transaction
+            // removed a record it had written itself, over an older one).
+            let prior = &op.entry;
+            let found = self.table.find_entry(op.hash, |e| Arc::ptr_eq(e, prior) || e.key == prior.key);
+            found.ok().map(|o| o.remove().0)
+        } else {
+            self.put_hashed(op.hash, op.entry.clone())
         }
     }
 }

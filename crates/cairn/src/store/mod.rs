@@ -8,6 +8,7 @@
 //! sees half of a transaction. ARCHITECTURE.md records the measurements behind this choice.
 
 pub(crate) mod hash;
+pub(crate) mod index;
 pub(crate) mod ordered;
 pub(crate) mod publish;
 pub(crate) mod read;
@@ -20,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::schema::TableKind;
+use index::Indexes;
 
 /// A record, shared by both copies of the state and by write sets.
 #[derive(Debug)]
@@ -39,6 +41,9 @@ pub(crate) trait Store: Clone + Default + Send + Sync + 'static {
     type Writes: WriteSet<Self::K, Self::V>;
     const KIND: TableKind;
 
+    /// An empty table with these indexes.
+    fn with_indexes(indexes: Indexes<Self::K, Self::V>) -> Self;
+    fn indexes(&self) -> &Indexes<Self::K, Self::V>;
     fn find(&self, key: &Self::K) -> Option<&Shared<Self::K, Self::V>>;
     fn put(&mut self, entry: Shared<Self::K, Self::V>);
     fn delete(&mut self, key: &Self::K);
@@ -108,6 +113,10 @@ pub(crate) trait TableStore: Any + Send + Sync {
     fn clone_boxed(&self) -> Box<dyn TableStore>;
     /// Makes room for `additional` more records (a hint; ordered tables ignore it).
     fn reserve(&mut self, additional: usize);
+    /// The table's index at `i`, as its concrete store type (`index::UniqueStore` or `index::MultiStore`).
+    fn index(&self, i: usize) -> &dyn Any;
+    /// The first index key a unique index found held by two records while loading: (index name, key printed).
+    fn index_collision(&self) -> Option<(&'static str, String)>;
 }
 
 /// Decoded records on their way into one copy of a table: a `Batch<K, V>` behind `Any`.
@@ -177,5 +186,13 @@ impl<S: Store> TableStore for S {
 
     fn reserve(&mut self, additional: usize) {
         Store::reserve(self, additional);
+    }
+
+    fn index(&self, i: usize) -> &dyn Any {
+        self.indexes().get(i).as_any()
+    }
+
+    fn index_collision(&self) -> Option<(&'static str, String)> {
+        self.indexes().collision()
     }
 }

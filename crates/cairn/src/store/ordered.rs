@@ -7,21 +7,22 @@ use std::ops::RangeBounds;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::index::Indexes;
 use super::{Shared, Store, WriteSet};
 use crate::schema::TableKind;
 
 /// The records of an ordered table.
-pub(crate) struct OrderedStore<K, V>(BTreeMap<K, Shared<K, V>>);
+pub(crate) struct OrderedStore<K, V>(BTreeMap<K, Shared<K, V>>, Indexes<K, V>);
 
-impl<K: Clone, V> Clone for OrderedStore<K, V> {
+impl<K: Clone + 'static, V: 'static> Clone for OrderedStore<K, V> {
     fn clone(&self) -> Self {
-        OrderedStore(self.0.clone())
+        OrderedStore(self.0.clone(), self.1.clone())
     }
 }
 
 impl<K, V> Default for OrderedStore<K, V> {
     fn default() -> Self {
-        OrderedStore(BTreeMap::new())
+        OrderedStore(BTreeMap::new(), Indexes::default())
     }
 }
 
@@ -32,6 +33,11 @@ impl<K: Ord, V> OrderedStore<K, V> {
         K: Borrow<Q>,
     {
         self.0.get(key)
+    }
+
+    /// The largest key.
+    pub(crate) fn last_key(&self) -> Option<&K> {
+        self.0.last_key_value().map(|(k, _)| k)
     }
 
     /// The entries whose keys fall in `range`, in order.
@@ -60,12 +66,26 @@ where
         self.0.get(key)
     }
 
+    fn with_indexes(indexes: Indexes<K, V>) -> Self {
+        OrderedStore(BTreeMap::new(), indexes)
+    }
+
+    fn indexes(&self) -> &Indexes<K, V> {
+        &self.1
+    }
+
     fn put(&mut self, entry: Shared<K, V>) {
-        self.0.insert(entry.key.clone(), entry);
+        if self.1.is_empty() {
+            self.0.insert(entry.key.clone(), entry);
+        } else {
+            let old = self.0.insert(entry.key.clone(), entry.clone());
+            self.1.replace(old.as_ref(), Some(&entry));
+        }
     }
 
     fn delete(&mut self, key: &K) {
-        self.0.remove(key);
+        let old = self.0.remove(key);
+        self.1.replace(old.as_ref(), None);
     }
 
     fn len(&self) -> usize {
@@ -81,19 +101,27 @@ where
     }
 
     fn apply_writes(&mut self, writes: &OrderedWrites<K, V>) {
+        let mut pairs = Vec::new();
         for (key, (entry, removed)) in &writes.0 {
-            if *removed {
-                self.0.remove(key);
-            } else {
-                self.0.insert(key.clone(), entry.clone());
+            let old = if *removed { self.0.remove(key) } else { self.0.insert(key.clone(), entry.clone()) };
+            if !self.1.is_empty() {
+                pairs.push((old, (!removed).then_some(entry)));
             }
         }
+        self.1.replace_all(&pairs);
     }
 }
 
 /// A transaction's writes to an ordered table: the last write per key, in key order (the entry written, or the entry
 /// removed and `true`).
 pub(crate) struct OrderedWrites<K, V>(BTreeMap<K, (Shared<K, V>, bool)>);
+
+impl<K: Ord, V> OrderedWrites<K, V> {
+    /// The largest key written or removed.
+    pub(crate) fn last_key(&self) -> Option<&K> {
+        self.0.last_key_value().map(|(k, _)| k)
+    }
+}
 
 impl<K, V> WriteSet<K, V> for OrderedWrites<K, V>
 where

@@ -2,6 +2,7 @@
 
 use std::any::Any;
 
+use super::index::TableClaims;
 use super::{Store, TableStore};
 
 /// All tables of the schema, by position, as of transaction `seq`.
@@ -19,16 +20,23 @@ impl State {
     }
 }
 
-/// A committed transaction on its way to readers: its sequence number and a write set per table it touched.
+/// A committed transaction on its way to readers: its sequence number, a write set per table it touched, and the
+/// claims it made on the unique indexes of those tables (see `store::index`).
 pub(crate) struct Committed {
     pub(crate) seq: u64,
     pub(crate) writes: Vec<(usize, Box<dyn Any + Send + Sync>)>,
+    pub(crate) claims: Vec<(usize, TableClaims)>,
 }
 
 impl Committed {
     /// This transaction's writes to the table at `pos`, if it has any.
     pub(crate) fn writes<S: Store>(&self, pos: usize) -> Option<&S::Writes> {
         self.writes.iter().find(|(p, _)| *p == pos).and_then(|(_, w)| w.downcast_ref::<S::Writes>())
+    }
+
+    /// This transaction's claims on the unique indexes of the table at `pos`, if it made any.
+    pub(crate) fn claims(&self, pos: usize) -> Option<&TableClaims> {
+        self.claims.iter().find(|(p, _)| *p == pos).map(|(_, c)| c)
     }
 }
 
