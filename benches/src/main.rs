@@ -22,7 +22,7 @@ const USAGE: &str = "usage: cairn-bench [--records N] [--reads R] [--runs K] [--
   --reads R     random point reads per read step (default 1000000)
   --runs K      repeat everything K times, report medians (default 1)
   --json PATH   write medians (and per-run values) as a JSON array
-  --engines     a comma-separated subset of: cairn,redb,fjall,sled,native_db,hashmap,raw
+  --engines     a comma-separated subset of: cairn,redb,fjall,sled,native_db,hashmap,raw,cairn_features
   --seed S      the workload generator's seed (default 1)
   --dir DIR     where the databases live (default /work/bench-tmp; not /tmp, which may be tmpfs)";
 
@@ -108,6 +108,7 @@ fn child(args: &Args, engine: &str) -> Res<()> {
         "native_db" => engines::run::<engines::native_db::NativeDb>(&w, &args.dir),
         "hashmap" => engines::hashmap::run(&w),
         "raw" => engines::raw::run(&w, &args.dir),
+        "cairn_features" => engines::cairn_features::run(&w, &args.dir),
         other => Err(format!("unknown engine {other}").into()),
     }
 }

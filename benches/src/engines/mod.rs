@@ -1,6 +1,7 @@
 //! The engines behind one trait, and the sequence of operations every durable engine runs in its child process.
 
 pub mod cairn;
+pub mod cairn_features;
 pub mod fjall;
 pub mod hashmap;
 pub mod native_db;
@@ -17,8 +18,9 @@ use crate::workload::{
     expect_scan, percentile, proc_status_kib, secs, time, Key, Out, Recs, Res, TempDir, Workload, BATCH_SIZE, THREADS,
 };
 
-/// Every engine, in the order they run; the first five are the durable ones, the last two the limits.
-pub const ALL: &[&str] = &["cairn", "redb", "fjall", "sled", "native_db", "hashmap", "raw"];
+/// Every engine, in the order they run; the first five are the durable ones, then the two limits, then Cairn's own
+/// features (indexes, change feed) measured against Cairn without them.
+pub const ALL: &[&str] = &["cairn", "redb", "fjall", "sled", "native_db", "hashmap", "raw", "cairn_features"];
 /// The real peers: "best peer" ratios take the best of these.
 pub const PEERS: &[&str] = &["redb", "fjall", "sled", "native_db"];
 
