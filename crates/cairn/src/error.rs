@@ -82,6 +82,14 @@ pub enum Error {
     /// for itself. Write through the transaction's tables instead.
     #[error("cannot write through a table handle inside a transaction closure: use the transaction's tables")]
     WriteInsideTransaction,
+    /// A backup cannot be written where it was asked to go; nothing was written there.
+    #[error("cannot back up into {path}: {problem}")]
+    BackupTarget {
+        /// The directory the backup was to be written to (or its partial copy).
+        path: PathBuf,
+        /// What is wrong with it, and what to do.
+        problem: String,
+    },
     /// A single transaction does not fit in one log record.
     #[error("transaction of {size} bytes exceeds the limit of {limit} bytes for one commit; split it")]
     TransactionTooLarge {

@@ -74,6 +74,9 @@ pub use cairn_macros::schema;
 
 // Opening a database.
 pub use db::Db;
+
+// Backup.
+pub use db::backup::Backup;
 pub use options::{Builder, Durability};
 
 // Schemas and tables.
