@@ -49,7 +49,11 @@ use crate::storage::{Storage, StorageFile};
 const CHUNK: usize = 1 << 20;
 /// A copied file is fsynced whenever this much more was written, so the page cache never holds much of the copy
 /// dirty: on ext4 a commit's `fdatasync` of the log waits for the journal, which waits for the data written so far
-/// (see `snapshot::SYNC_EVERY`).
+/// (as for `snapshot::SYNC_EVERY`). Measured with one thread committing single records (`Immediate`) while a
+/// 198 MB database (1M records and a log) was backed up to the same ext4 disk, on the 2-core development machine:
+/// worst commit during the backup 1.8-7.6 ms with 1 MiB (6 runs), 6-35 ms with 8 MiB and 28-65 ms with one fsync
+/// per file (2 runs each), against 4-24 ms in the seconds before the backup. The backup took 0.2-0.6 s with 1 MiB and
+/// 0.2-0.25 s with one fsync per file (the source in the page cache); the roll, 0.5-0.7 ms.
 const SYNC_EVERY: u64 = 1 << 20;
 /// Appended to the target's name to name the directory the copy is written in.
 const PARTIAL_SUFFIX: &str = ".cairn-partial";
@@ -77,22 +81,22 @@ impl Inner {
         let (seq, files, bytes) = {
             let current = self.snapshot.lock();
             let active = self.pipeline.roll()?;
-            let sources = self.files_before(current.as_ref().map(|(seq, path)| (*seq, path)), active)?;
+            let names = self.files_before(current.as_ref().map(|(seq, _)| *seq), active)?;
             let mut buf = vec![0u8; CHUNK];
             let mut bytes = 0;
-            for (name, path) in &sources {
-                bytes += partial.copy(name, path, &mut buf)?;
+            for name in &names {
+                bytes += partial.copy(&self.dir.join(name), name, &mut buf)?;
             }
-            (active - 1, sources.len() as u64, bytes)
+            (active - 1, names.len() as u64, bytes)
         };
         partial.finish()?;
         tracing::debug!(dir = %self.dir.display(), out = %out.display(), seq, files, bytes, "backed up");
         Ok(Backup { path: out.to_path_buf(), seq, files, bytes })
     }
 
-    /// The files holding transactions `1..active`, as (name, path): the snapshot, then the closed segments it does
-    /// not cover. Call with the snapshot lock held and the log rolled at `active`.
-    fn files_before(&self, snapshot: Option<(u64, &PathBuf)>, active: u64) -> Result<Vec<(String, PathBuf)>> {
+    /// The names of the files holding transactions `1..active`: the snapshot `snapshot`, then the closed segments it
+    /// does not cover. Call with the snapshot lock held and the log rolled at `active`.
+    fn files_before(&self, snapshot: Option<u64>, active: u64) -> Result<Vec<String>> {
         let names = self.storage.list(&self.dir).map_err(|e| Error::io("list database directory", &self.dir, e))?;
         let mut segments: Vec<(u64, PathBuf)> = names
             .iter()
@@ -102,17 +106,10 @@ impl Inner {
         segments.sort();
         // The active segment is listed only to bound the last closed one: a closed segment is covered by the snapshot
         // when the segment after it starts at or before the snapshot's sequence number plus one.
-        segment::take_covered(&mut segments, snapshot.map_or(0, |(seq, _)| seq));
-        segments.retain(|(first, _)| *first < active);
-        let mut files = Vec::with_capacity(segments.len() + 1);
-        if let Some((seq, path)) = snapshot {
-            files.push((snapshot::file_name(seq), path.clone()));
-        }
-        for (_, name) in segments {
-            let name = name.to_string_lossy().into_owned();
-            files.push((name.clone(), self.dir.join(name)));
-        }
-        Ok(files)
+        segment::take_covered(&mut segments, snapshot.unwrap_or(0));
+        let closed =
+            segments.into_iter().filter(|(first, _)| *first < active).map(|(first, _)| segment::file_name(first));
+        Ok(snapshot.map(snapshot::file_name).into_iter().chain(closed).collect())
     }
 }
 
@@ -198,7 +195,7 @@ impl<'a> Partial<'a> {
     }
 
     /// Copies the file at `src` into the copy as `name`; returns its length.
-    fn copy(&mut self, name: &str, src: &Path, buf: &mut [u8]) -> Result<u64> {
+    fn copy(&mut self, src: &Path, name: &str, buf: &mut [u8]) -> Result<u64> {
         let from = self.storage.open_read(src).map_err(|e| Error::io("open file to back up", src, e))?;
         let len = from.size().map_err(|e| Error::io("stat file to back up", src, e))?;
         let dst = self.at.join(name);
