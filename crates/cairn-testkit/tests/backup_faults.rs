@@ -106,6 +106,10 @@ fn a_failure_at_any_call_of_a_backup_leaves_the_source_working_and_nothing_at_th
                 Err(e) => {
                     assert!(in_source, "{case}: a failure in the copy ({message}) failed the source: {e}");
                     assert!(matches!(e, cairn::Error::Failed { .. }), "{case}: {e}");
+                    // A failed database is not backed up: its disk may not hold what its memory does.
+                    let refused = db.db().backup_to(&out).unwrap_err();
+                    assert!(matches!(refused, cairn::Error::Failed { .. }), "{case}: {refused}");
+                    assert!(!out.exists() && !partial(&out).exists(), "{case}: a refused backup left files");
                 }
             }
             assert_eq!(contents(&db), model, "{case}");

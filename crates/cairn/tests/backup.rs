@@ -274,6 +274,11 @@ fn a_target_that_is_not_empty_is_refused_and_left_alone() {
     assert_eq!(names(&partial(&out)), ["photo.jpg"]);
     assert!(!out.exists());
 
+    // Inside a read closure a backup would wait for a flush that waits for the read.
+    let err = db.read(|_| db.db().backup_to(root.path().join("from-a-read"))).unwrap_err();
+    assert!(matches!(err, cairn::Error::WriteInsideRead), "{err}");
+    assert!(!root.path().join("from-a-read").exists() && !partial(&root.path().join("from-a-read")).exists());
+
     // An empty directory is a fine target.
     let empty = root.path().join("empty");
     fs::create_dir(&empty).unwrap();

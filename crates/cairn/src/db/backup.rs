@@ -27,6 +27,8 @@
 //! - **The source.** The roll is the only write to the database. If it fails, the database enters the failed state
 //!   exactly as after a failed roll during a commit (it refuses writes until reopened). A database already in the
 //!   failed state refuses a backup with that error: after a failed fsync, the disk may not hold what memory holds.
+//!   Like a write, a backup is refused inside a read closure: its roll waits for a flush in progress, and the flush
+//!   may be waiting for that very read to end.
 //!   Under `Durability::None` or `Periodic`, the roll fsyncs frames that were only written; the copy is fsynced
 //!   whatever the durability.
 //! - **Accounting.** The roll leaves the log bytes counted toward the compaction threshold as they are: the closed
@@ -44,6 +46,7 @@ use crate::error::{Error, Result};
 use crate::log::segment;
 use crate::snapshot;
 use crate::storage::{Storage, StorageFile};
+use crate::store::read;
 
 /// The size of the pieces a file is copied in.
 const CHUNK: usize = 1 << 20;
@@ -77,6 +80,10 @@ pub struct Backup {
 impl Inner {
     /// See [`Db::backup_to`](crate::Db::backup_to).
     pub(crate) fn backup_to(&self, out: &Path) -> Result<Backup> {
+        // The roll waits for a flush in progress, which may wait for this thread's read to end.
+        if read::in_read() {
+            return Err(Error::WriteInsideRead);
+        }
         let mut partial = Partial::prepare(&*self.storage, out)?;
         let (seq, files, bytes) = {
             let current = self.snapshot.lock();

@@ -237,7 +237,8 @@ impl Db {
     ///
     /// `dir` must not exist or be an empty directory. The copy is written into `dir` with `.cairn-partial` appended to
     /// its name and renamed to `dir` once it is durable, so a crash or an error never leaves a partial copy at `dir`.
-    /// Compactions wait until the backup is done.
+    /// Compactions wait until the backup is done. Like a write, it is refused inside a read closure
+    /// ([`Error::WriteInsideRead`]), and a database in the failed state refuses it ([`Error::Failed`]).
     pub fn backup_to(&self, dir: impl AsRef<Path>) -> Result<backup::Backup> {
         self.inner.backup_to(dir.as_ref())
     }
