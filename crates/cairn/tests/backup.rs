@@ -217,6 +217,35 @@ fn a_copy_after_a_compaction_is_the_snapshot_and_idle_backups_add_no_segment() {
 }
 
 #[test]
+fn backups_leave_automatic_compaction_as_it_was() {
+    let root = tempfile::tempdir().unwrap();
+    let source = root.path().join("db");
+    let db = Bank::builder().segment_size(64 << 10).compact_after(Some(2 << 10)).open(&source).unwrap();
+    fund(&db);
+    let mut rng = StdRng::seed_from_u64(5);
+    // Each backup rolls a segment of ten commits (about 640 bytes); compaction is due every 2 KiB of log, whoever
+    // rolled it, so at most four such segments (and the active one) wait for it.
+    for nth in 1..=240 {
+        transfer(&db, 0, nth, &mut rng);
+        if nth % 10 == 0 {
+            let backup = db.db().backup_to(root.path().join(format!("copy-{nth}"))).unwrap();
+            assert_eq!(backup.seq, db.db().last_seq());
+        }
+    }
+    let segments = || names(&source).iter().filter(|n| n.ends_with(".log")).count();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while segments() > 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "24 backups rolled segments that were never folded: {:?}",
+            names(&source)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(names(&source).iter().any(|n| n.ends_with(".snap")));
+}
+
+#[test]
 fn tables_the_schema_does_not_declare_are_copied() {
     let root = tempfile::tempdir().unwrap();
     let source = root.path().join("db");
