@@ -85,7 +85,7 @@ pub enum Error {
     /// A backup cannot be written where it was asked to go; nothing was written there.
     #[error("cannot back up into {path}: {problem}")]
     BackupTarget {
-        /// The directory the backup was to be written to (or its partial copy).
+        /// The directory the backup was to be written to.
         path: PathBuf,
         /// What is wrong with it, and what to do.
         problem: String,

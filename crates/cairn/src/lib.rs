@@ -74,10 +74,10 @@ pub use cairn_macros::schema;
 
 // Opening a database.
 pub use db::Db;
+pub use options::{Builder, Durability};
 
 // Backup.
 pub use db::backup::Backup;
-pub use options::{Builder, Durability};
 
 // Schemas and tables.
 pub use schema::{Key, Schema, TableDef, TableKind, Value};

@@ -139,9 +139,9 @@ struct Partial<'a> {
 impl<'a> Partial<'a> {
     /// Checks the target, then creates and locks the partial directory and removes what a crashed backup left in it.
     fn prepare(storage: &'a dyn Storage, out: &Path) -> Result<Self> {
-        let refuse = |path: &Path, problem: String| Error::BackupTarget { path: path.to_path_buf(), problem };
+        let refuse = |problem: String| Error::BackupTarget { path: out.to_path_buf(), problem };
         let Some(name) = out.file_name() else {
-            return Err(refuse(out, "the path does not end in a directory name".into()));
+            return Err(refuse("the path does not end in a directory name".into()));
         };
         let parent = match out.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -150,11 +150,11 @@ impl<'a> Partial<'a> {
         match storage.list(out) {
             Ok(names) if names.is_empty() => {}
             Ok(_) => {
-                return Err(refuse(out, "it exists and is not empty; back up into a new directory, or empty it".into()))
+                return Err(refuse("it exists and is not empty; back up into a new directory, or empty it".into()))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
-                return Err(refuse(out, "it exists and is not a directory; choose another path".into()))
+                return Err(refuse("it exists and is not a directory; choose another path".into()))
             }
             Err(e) => return Err(Error::io("look at backup target", out, e)),
         }
@@ -179,13 +179,10 @@ impl<'a> Partial<'a> {
         };
         let lock_path = dir.join(LOCK_FILE);
         partial.lock = Some(storage.lock(&lock_path).map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock => refuse(
-                out,
-                format!(
-                    "another backup into it is running (its partial copy {} is locked); wait for it",
-                    dir.display()
-                ),
-            ),
+            io::ErrorKind::WouldBlock => refuse(format!(
+                "another backup into it is running (its partial copy {} is locked); wait for it",
+                dir.display()
+            )),
             _ => Error::io("lock partial backup directory", &lock_path, e),
         })?);
         let names = storage.list(&dir).map_err(|e| Error::io("list partial backup directory", &dir, e))?;
@@ -269,11 +266,11 @@ fn refuse_foreign(dir: &Path, out: &Path, names: &[String]) -> Result<()> {
     match names.iter().find(|n| !ours(n)) {
         None => Ok(()),
         Some(name) => Err(Error::BackupTarget {
-            path: dir.to_path_buf(),
+            path: out.to_path_buf(),
             problem: format!(
-                "it holds `{name}`, which no Cairn backup writes, so it is not the partial copy of an interrupted \
-                 backup into {}; move it away or back up elsewhere",
-                out.display()
+                "{} holds `{name}`, which no Cairn backup writes, so it is not the partial copy of an interrupted \
+                 backup and is left alone; move it away or back up elsewhere",
+                dir.display()
             ),
         }),
     }
