@@ -395,6 +395,13 @@ fn expand(s: &SchemaInput) -> TokenStream2 {
                 self.db.compact()
             }
 
+            /// Writes a consistent copy of the database into directory `dir` while readers and writers go on; the
+            /// copy is an ordinary database directory holding the state after one commit. See
+            /// [`Db::backup_to`](::cairn::Db::backup_to).
+            #vis fn backup_to(&self, dir: impl ::std::convert::AsRef<::std::path::Path>) -> #cairn::Result<#cairn::Backup> {
+                self.db.backup_to(dir)
+            }
+
             /// The database handle: path, sequence number, tables on disk that the schema does not declare.
             #vis fn db(&self) -> &#cairn::Db {
                 &self.db

@@ -33,7 +33,7 @@ pub enum Call {
     OpenWrite,
     /// Renaming a file.
     Rename,
-    /// Removing a file.
+    /// Removing a file or an empty directory.
     Remove,
     /// Syncing a directory.
     SyncDir,
@@ -163,6 +163,11 @@ impl Storage for FaultyStorage {
     fn remove(&self, path: &Path) -> io::Result<()> {
         self.check(Call::Remove)?;
         self.fs.remove(path)
+    }
+
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        self.check(Call::Remove)?;
+        self.fs.remove_dir(dir)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

@@ -11,7 +11,9 @@
 //!   creations (`open_write` or `lock` of a missing file), renames and removals. A file created and synced whose
 //!   directory was never synced may vanish; a rename not followed by `sync_dir` may or may not survive, but it is
 //!   atomic (the new name or the old one, never both or neither). Directories themselves (`create_dir_all`) are
-//!   durable at once, and renames stay within one directory.
+//!   durable at once, and file renames stay within one directory. Renaming a directory (onto a missing or empty one,
+//!   as a backup does) and removing an empty one are durable at once too: more than a real disk promises, so a test
+//!   sees the files of a renamed directory as they were durable, not whether the rename itself was made durable.
 //! - **Power loss** ([`SimStorage::crash`], [`SimStorage::crash_images`]). Each pending change meets a [`Fate`]
 //!   independently of the others, since a disk may write its cache back in any order: a directory operation or a size
 //!   change is kept or dropped; a write is kept, dropped or torn. A torn write keeps a prefix of its bytes and the
@@ -267,6 +269,38 @@ impl Sim {
         Ok(ino)
     }
 
+    /// Whether directory `dir` holds files or directories.
+    fn has_children(&self, dir: &Path) -> io::Result<bool> {
+        let d = self.disk.dirs.get(dir).ok_or_else(|| not_found(dir))?;
+        Ok(!d.current.is_empty() || self.disk.dirs.keys().any(|k| k != dir && k.starts_with(dir)))
+    }
+
+    /// Renames directory `from`, with everything under it and the locks held there, to `to`, which must be missing or
+    /// an empty directory. Durable at once, like the creation of a directory.
+    fn rename_dir(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        if self.lookup(to).is_ok() {
+            return Err(io::Error::new(io::ErrorKind::NotADirectory, format!("{}: a file", to.display())));
+        }
+        if to.starts_with(from) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot move a directory into itself"));
+        }
+        if self.disk.dirs.contains_key(to) && self.has_children(to)? {
+            return Err(io::Error::new(io::ErrorKind::DirectoryNotEmpty, format!("{}: not empty", to.display())));
+        }
+        let moved: Vec<PathBuf> = self.disk.dirs.keys().filter(|d| d.starts_with(from)).cloned().collect();
+        for old in moved {
+            let dir = self.disk.dirs.remove(&old).expect("listed just above");
+            let new = to.join(old.strip_prefix(from).expect("listed by prefix"));
+            self.disk.dirs.insert(new, dir);
+        }
+        let locks: Vec<PathBuf> = self.locks.keys().filter(|p| p.starts_with(from)).cloned().collect();
+        for old in locks {
+            let token = self.locks.remove(&old).expect("listed just above");
+            self.locks.insert(to.join(old.strip_prefix(from).expect("listed by prefix")), token);
+        }
+        Ok(())
+    }
+
     fn inode(&mut self, ino: Ino) -> &mut Inode {
         self.disk.inodes.get_mut(&ino).expect("an open file's inode lives as long as the disk")
     }
@@ -324,6 +358,9 @@ impl Storage for SimStorage {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.sim.lock();
         let at = s.call(|| format!("rename {} -> {}", short(from), short(to)))?;
+        if s.disk.dirs.contains_key(from) {
+            return s.rename_dir(from, to);
+        }
         let ino = s.lookup(from)?;
         let ((dir, from_name), (to_dir, to_name)) = (split(from)?, split(to)?);
         if dir != to_dir {
@@ -350,6 +387,16 @@ impl Storage for SimStorage {
         Ok(())
     }
 
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.sim.lock();
+        s.call(|| format!("remove_dir {}", dir.display()))?;
+        if s.has_children(dir)? {
+            return Err(io::Error::new(io::ErrorKind::DirectoryNotEmpty, format!("{}: not empty", dir.display())));
+        }
+        s.disk.dirs.remove(dir);
+        Ok(())
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut s = self.sim.lock();
         s.call(|| format!("sync_dir {}", dir.display()))?;
@@ -370,7 +417,7 @@ impl Storage for SimStorage {
         let token = s.next_token;
         s.next_token += 1;
         s.locks.insert(path.to_path_buf(), token);
-        Ok(Box::new(SimLock { sim: Arc::downgrade(&self.sim), path: path.to_path_buf(), token }))
+        Ok(Box::new(SimLock { sim: Arc::downgrade(&self.sim), token }))
     }
 }
 

@@ -119,6 +119,14 @@ pub enum Error {
         /// The table.
         table: String,
     },
+    /// A backup cannot be written where it was asked to go; nothing was written there.
+    #[error("cannot back up into {path}: {problem}")]
+    BackupTarget {
+        /// The directory the backup was to be written to.
+        path: PathBuf,
+        /// What is wrong with it, and what to do.
+        problem: String,
+    },
     /// A single transaction does not fit in one log record.
     #[error("transaction of {size} bytes exceeds the limit of {limit} bytes for one commit; split it")]
     TransactionTooLarge {

@@ -88,6 +88,9 @@ pub use cairn_macros::schema;
 pub use db::Db;
 pub use options::{Builder, Durability};
 
+// Backup.
+pub use db::backup::Backup;
+
 // Schemas and tables.
 pub use schema::{IndexDef, Key, Schema, TableDef, TableKind, Value};
 pub use table::{Iter, OrderedTable, OrderedTableRead, Table, TableRead};

@@ -20,10 +20,16 @@ pub trait Storage: Send + Sync + Debug + 'static {
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
     /// Reads a whole file.
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>>;
-    /// Renames `from` to `to`, replacing `to`.
+    /// Renames `from` to `to`, replacing `to`. A backup also renames a directory, onto a missing or empty one.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Removes an empty directory. Only a backup that failed uses it, to remove its partial copy; the default reports
+    /// [`io::ErrorKind::Unsupported`], and the empty directory is then left behind.
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let _ = dir;
+        Err(io::ErrorKind::Unsupported.into())
+    }
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Takes an exclusive lock on `path` (created if missing) for as long as the returned guard lives. Fails with
@@ -88,6 +94,10 @@ impl Storage for FsStorage {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         fs::remove_file(path)
+    }
+
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        fs::remove_dir(dir)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

@@ -1,7 +1,6 @@
 //! Handles of [`SimStorage`](super::SimStorage): open files and lock guards.
 
 use std::io;
-use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
 use cairn::StorageFile;
@@ -9,21 +8,18 @@ use parking_lot::{Mutex, MutexGuard};
 
 use super::{FileChange, Ino, Sim};
 
-/// The guard of `SimStorage::lock`: releases the lock when dropped, unless a crash released it already.
+/// The guard of `SimStorage::lock`: releases the lock when dropped, unless a crash released it already. The lock
+/// follows its file when a directory is renamed, so the guard finds it by its token.
 #[derive(Debug)]
 pub(super) struct SimLock {
     pub(super) sim: Weak<Mutex<Sim>>,
-    pub(super) path: PathBuf,
     pub(super) token: u64,
 }
 
 impl Drop for SimLock {
     fn drop(&mut self) {
         if let Some(sim) = self.sim.upgrade() {
-            let mut s = sim.lock();
-            if s.locks.get(&self.path) == Some(&self.token) {
-                s.locks.remove(&self.path);
-            }
+            sim.lock().locks.retain(|_, token| *token != self.token);
         }
     }
 }

@@ -3,7 +3,9 @@
 //! - `open`: recovery (snapshot, log replay, torn-tail cut) and start-up.
 //! - `commit`: the group-commit pipeline that makes transactions durable and visible.
 //! - `compact`: folding the log into a new snapshot, in the background or on demand.
+//! - `backup`: a consistent copy of the live database in another directory.
 
+pub(crate) mod backup;
 pub(crate) mod commit;
 pub(crate) mod compact;
 mod group;
@@ -233,6 +235,18 @@ impl Db {
     /// Folds the log into a new snapshot now, and drops the log before it. Readers and writers go on meanwhile.
     pub fn compact(&self) -> Result<()> {
         self.inner.compact()
+    }
+
+    /// Writes a consistent copy of the database into directory `dir` while readers and writers go on (writers pause
+    /// only while the log is rolled), and returns what it copied. The copy holds the state after exactly one commit,
+    /// [`Backup::seq`](crate::Backup::seq), and is an ordinary database directory: restoring is opening it.
+    ///
+    /// `dir` must not exist or be an empty directory. The copy is written into `dir` with `.cairn-partial` appended to
+    /// its name and renamed to `dir` once it is durable, so a crash or an error never leaves a partial copy at `dir`.
+    /// Compactions wait until the backup is done. Like a write, it is refused inside a read closure
+    /// ([`Error::WriteInsideRead`]), and a database in the failed state refuses it ([`Error::Failed`]).
+    pub fn backup_to(&self, dir: impl AsRef<Path>) -> Result<backup::Backup> {
+        self.inner.backup_to(dir.as_ref())
     }
 
     /// Used by `schema!`: a typed handle on the table at position `pos`.
