@@ -151,6 +151,8 @@ fn writes_that_would_wait_for_themselves_fail_clearly() {
     let db = open(dir.path());
     let inside_read = db.read(|_| db.balances.insert(1, 1));
     assert!(matches!(inside_read, Err(cairn::Error::WriteInsideRead)), "{inside_read:?}");
+    let compact_inside_read = db.read(|_| db.compact());
+    assert!(matches!(compact_inside_read, Err(cairn::Error::WriteInsideRead)), "{compact_inside_read:?}");
     let inside_txn = db.transaction(|_| db.balances.insert(1, 1));
     assert!(matches!(inside_txn, Err(cairn::Error::WriteInsideTransaction)), "{inside_txn:?}");
     assert_eq!(db.balances.get(&1), Some(100));

@@ -233,7 +233,13 @@ impl Db {
     }
 
     /// Folds the log into a new snapshot now, and drops the log before it. Readers and writers go on meanwhile.
+    ///
+    /// Like a write, it is refused inside a read closure ([`Error::WriteInsideRead`]): closing the log segment can
+    /// wait for a publish that waits for that very read.
     pub fn compact(&self) -> Result<()> {
+        if read::in_read() {
+            return Err(Error::WriteInsideRead);
+        }
         self.inner.compact()
     }
 
