@@ -45,6 +45,7 @@
 
 mod db;
 mod error;
+mod feed;
 mod format;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -80,6 +81,11 @@ pub use options::{Builder, Durability};
 pub use schema::{Key, Schema, TableDef, TableKind, Value};
 pub use table::{Iter, OrderedTable, OrderedTableRead, Table, TableRead};
 pub use txn::{Transaction, TxnOrderedTable, TxnTable};
+
+// The change feed.
+#[cfg(feature = "async")]
+pub use feed::SubscriptionStream;
+pub use feed::{Change, Commit, FeedError, Subscription, TableEvent, TableHandle};
 
 // Errors.
 pub use error::{Corruption, Error, Result};

@@ -41,7 +41,7 @@ impl fmt::Debug for StateRef<'_> {
 
 /// An owned snapshot iterator: yields copies of the records that were in the table when it was created.
 pub struct Iter<K, V> {
-    entries: std::vec::IntoIter<Shared<K, V>>,
+    pub(crate) entries: std::vec::IntoIter<Shared<K, V>>,
 }
 
 impl<K: Clone, V: Clone> Iterator for Iter<K, V> {
@@ -78,8 +78,8 @@ macro_rules! define_table {
     ) => {
         $(#[$doc])*
         pub struct $name<K, V> {
-            inner: Arc<Inner>,
-            pos: usize,
+            pub(crate) inner: Arc<Inner>,
+            pub(crate) pos: usize,
             _types: PhantomData<fn() -> (K, V)>,
         }
 

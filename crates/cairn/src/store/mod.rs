@@ -108,6 +108,8 @@ pub(crate) trait TableStore: Any + Send + Sync {
     fn clone_boxed(&self) -> Box<dyn TableStore>;
     /// Makes room for `additional` more records (a hint; ordered tables ignore it).
     fn reserve(&mut self, additional: usize);
+    /// Decodes this table's operations read back from the log into the change feed's typed changes.
+    fn feed_decoder(&self) -> Box<dyn crate::feed::Decoder>;
 }
 
 /// Decoded records on their way into one copy of a table: a `Batch<K, V>` behind `Any`.
@@ -177,5 +179,9 @@ impl<S: Store> TableStore for S {
 
     fn reserve(&mut self, additional: usize) {
         Store::reserve(self, additional);
+    }
+
+    fn feed_decoder(&self) -> Box<dyn crate::feed::Decoder> {
+        crate::feed::decoder::<S>()
     }
 }
