@@ -156,7 +156,7 @@ fn table_and_database_feeds_keep_commit_order_and_transaction_boundaries() {
     assert_eq!(commits[2].1, ["accounts"]);
     assert_eq!(commits[3].1, ["audit"]);
     assert!(commits.windows(2).all(|w| w[0].0 < w[1].0), "sequence numbers strictly increase");
-    assert_eq!(accounts.position(), start + 4, "passed over the transactions that did not write it");
+    assert_eq!(accounts.resume_from(), start + 4, "passed over the transactions that did not write it");
 }
 
 #[test]
@@ -280,7 +280,7 @@ fn a_position_the_log_no_longer_holds_is_too_old_and_contents_plus_feed_start_ov
         }
     }
     assert_eq!(rebuilt, db.accounts.iter().collect());
-    assert_eq!(changes.position(), db.db().last_seq());
+    assert_eq!(changes.resume_from(), db.db().last_seq());
 }
 
 #[test]
@@ -318,7 +318,7 @@ fn a_subscriber_that_does_not_read_lags_and_never_blocks_the_writer() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(open_small(dir.path(), 16));
     let mut idle = db.accounts.subscribe();
-    let start = idle.position();
+    let start = idle.resume_from();
     let (done, finished) = mpsc::channel();
     let writer = {
         let db = db.clone();
@@ -470,7 +470,7 @@ fn a_subscriber_in_another_thread_sees_each_commit_only_once_it_is_visible() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(open(dir.path()));
     let sub = db.db().subscribe();
-    let start = sub.position();
+    let start = sub.resume_from();
     let reader = {
         let db = db.clone();
         std::thread::spawn(move || {

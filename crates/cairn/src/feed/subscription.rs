@@ -166,7 +166,7 @@ impl<T> Subscription<T> {
 
     /// The last sequence number delivered or passed over: every change up to it has been seen. Subscribing again
     /// from it continues exactly where this subscription is.
-    pub fn position(&self) -> u64 {
+    pub fn resume_from(&self) -> u64 {
         self.cursor.after
     }
 
@@ -210,7 +210,7 @@ impl<T> std::iter::FusedIterator for Subscription<T> {}
 impl<T> std::fmt::Debug for Subscription<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription")
-            .field("position", &self.cursor.after)
+            .field("resume_from", &self.cursor.after)
             .field("catching_up", &self.cursor.log.is_some())
             .field("ended", &self.cursor.ended)
             .finish()
@@ -242,9 +242,9 @@ mod stream {
     pub struct SubscriptionStream<T>(Subscription<T>);
 
     impl<T> SubscriptionStream<T> {
-        /// See [`Subscription::position`].
-        pub fn position(&self) -> u64 {
-            self.0.position()
+        /// See [`Subscription::resume_from`].
+        pub fn resume_from(&self) -> u64 {
+            self.0.resume_from()
         }
     }
 
