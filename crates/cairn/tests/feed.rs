@@ -583,3 +583,67 @@ fn an_async_stream_wakes_on_each_commit_and_ends_when_the_database_closes() {
     let end = runtime.block_on(std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)));
     assert!(end.is_none(), "the stream ends with the database");
 }
+
+#[test]
+fn subscribing_inside_a_read_closure_while_a_commit_publishes_does_not_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(open(dir.path()));
+    let (inside, entered) = mpsc::channel();
+    let (result, got) = mpsc::channel();
+    let reader = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let (count, mut sub) = db.read(|r| {
+                inside.send(()).unwrap();
+                // Meanwhile a commit publishes and waits for this read to leave the copy it updates next.
+                std::thread::sleep(Duration::from_millis(100));
+                (r.accounts.len(), db.accounts.subscribe())
+            });
+            result.send((count, sub.next_timeout(WAIT).map(|e| e.map(|e| e.seq())))).unwrap();
+        })
+    };
+    entered.recv_timeout(WAIT).unwrap();
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || db.accounts.insert("a".into(), 1).unwrap())
+    };
+    let (count, event) = got.recv_timeout(WAIT).expect("subscribe returned inside the read");
+    reader.join().unwrap();
+    writer.join().unwrap();
+    assert_eq!(count, 0, "the read saw the state before the commit");
+    // Subscribed after the commit was published (it waited for the read), or before: either way, nothing lost.
+    let event = event.unwrap();
+    assert!(event.is_none() || event == Some(db.db().last_seq()), "{event:?}");
+}
+
+#[test]
+fn subscribers_that_come_and_go_during_commits_start_exactly_after_their_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(open_small(dir.path(), 1024));
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            for i in 0..3000 {
+                db.accounts.insert(format!("k{}", i % 50), i).unwrap();
+            }
+        })
+    };
+    let mut subscriptions = 0;
+    while !writer.is_finished() {
+        // Alone, so every registration resets the ring while commits are being published.
+        let mut sub = db.accounts.subscribe();
+        let mut expected = sub.resume_from() + 1;
+        for _ in 0..3 {
+            match sub.next_timeout(Duration::from_millis(200)).unwrap() {
+                Some(event) => {
+                    assert_eq!(event.seq(), expected, "nothing missed or repeated after registering");
+                    expected += 1;
+                }
+                None => break,
+            }
+        }
+        subscriptions += 1;
+    }
+    writer.join().unwrap();
+    assert!(subscriptions > 10, "{subscriptions}");
+}

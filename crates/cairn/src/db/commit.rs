@@ -138,13 +138,6 @@ impl Pipeline {
         self.published.load(Ordering::Acquire)
     }
 
-    /// Runs `f` with the last published sequence number while no batch is being flushed: nothing is published until
-    /// `f` returns (the change feed registers subscribers here, so that none misses a batch).
-    pub(crate) fn with_published<R>(&self, f: impl FnOnce(u64) -> R) -> R {
-        let _publisher = self.group.publisher();
-        f(self.published())
-    }
-
     /// Refuses with [`Error::Failed`] if the pipeline has failed.
     pub(crate) fn check(&self) -> Result<()> {
         self.group.check().map_err(|f| self.failed(f))

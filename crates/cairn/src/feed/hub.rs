@@ -1,17 +1,23 @@
 //! The live side of the feed: a bounded ring of the latest published transactions, and the subscribers waiting on it.
 //!
 //! Invariants (every one relied on by `subscription`):
-//! - While at least one subscriber is registered, the publisher pushes every batch it publishes, in sequence order,
-//!   right after publishing it; the ring then holds consecutive transactions `(last - len, last]`, and `last` is the
-//!   published sequence number except while a flush is between its publication and its push.
-//! - A subscriber registers while no batch is being flushed (`Pipeline::with_published`), so it learns the published
-//!   sequence number `P` and every batch after `P` is pushed. The first subscriber resets the ring to `(P, P]`.
+//! - Registration learns a published sequence number `P` such that every transaction after `P` is pushed while the
+//!   subscriber stays registered. It is a store-then-load handshake with the publisher (Dekker): the publisher stores
+//!   the published sequence number, then a `SeqCst` fence, then loads the subscriber count; a subscriber stores the
+//!   count, then a `SeqCst` fence, then loads the published sequence number. Of two fences one comes first, so
+//!   either the publisher sees the subscriber and pushes its batch, or the subscriber sees the batch published.
+//! - Registration takes no lock the publisher holds while it waits for readers: subscribing inside a read closure,
+//!   while a commit waits for that very read to end, must not deadlock (`tests/feed.rs` has the case).
+//! - The first subscriber resets the ring to `(P, P]`. A push at or before the ring's last sequence number is
+//!   skipped (its batch was published before `P`), a push after a gap empties the ring first, so the ring always
+//!   holds consecutive transactions `(last - len, last]` and never hides a gap.
 //! - The publisher never waits for a subscriber: it takes the ring's lock, which subscribers hold only to look up or
 //!   clone one `Arc`, and a subscriber that does not read is simply overtaken (its next lookup finds a gap).
-//! - With no subscriber, publishing costs one relaxed atomic load.
+//! - With no subscriber, publishing costs a fence and one relaxed load; taking the publisher lock to register
+//!   instead would cost nothing there, but deadlocks as above.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
@@ -50,10 +56,12 @@ impl Ring {
         self.last = seq;
     }
 
-    /// Appends the next transaction, dropping the oldest one past capacity. A transaction that does not follow the
-    /// last one empties the ring first, so the ring never hides a gap: a subscriber behind it sees `Gap`.
+    /// Appends the next transaction, dropping the oldest one past capacity. One at or before the last is skipped;
+    /// one that does not follow the last empties the ring first, so the ring never hides a gap.
     pub(crate) fn push(&mut self, committed: Arc<Committed>) {
-        debug_assert_eq!(committed.seq, self.last + 1, "the publisher pushes every batch while subscribed");
+        if committed.seq <= self.last {
+            return;
+        }
         if committed.seq != self.last + 1 {
             self.items.clear();
         }
@@ -120,10 +128,11 @@ impl Hub {
         }
     }
 
-    /// Offers a published batch. Called by the publisher, in sequence order, right after publishing it.
+    /// Offers a published batch. Called by the publisher, in sequence order, right after it stored the published
+    /// sequence number.
     pub(crate) fn publish(&self, batch: &[Arc<Committed>]) {
-        // Registration happens under the publisher lock, which the caller holds: a subscriber registered before this
-        // flush is counted here.
+        // The publisher's half of the registration handshake (module documentation).
+        fence(Ordering::SeqCst);
         if self.subscribers.load(Ordering::Relaxed) == 0 {
             return;
         }
@@ -145,15 +154,15 @@ impl Hub {
     /// it will be pushed while the subscriber is registered.
     pub(crate) fn register(&self, pipeline: &Pipeline) -> (u64, u64) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let published = pipeline.with_published(|published| {
-            let mut s = self.shared.lock();
-            if s.subscribers == 0 {
-                s.ring.reset(published);
-            }
-            s.subscribers += 1;
-            self.subscribers.store(s.subscribers, Ordering::Relaxed);
-            published
-        });
+        let mut s = self.shared.lock();
+        s.subscribers += 1;
+        self.subscribers.store(s.subscribers, Ordering::Relaxed);
+        // The subscriber's half of the handshake (module documentation).
+        fence(Ordering::SeqCst);
+        let published = pipeline.published();
+        if s.subscribers == 1 {
+            s.ring.reset(published);
+        }
         (id, published)
     }
 
@@ -254,6 +263,21 @@ mod tests {
         assert_eq!(next_seq(&ring, 14), Some(15));
         assert!(matches!(ring.lookup(15), Lookup::Nothing));
         assert!(matches!(ring.lookup(20), Lookup::Nothing), "a subscriber ahead of a pending push waits");
+    }
+
+    #[test]
+    fn a_push_already_covered_is_skipped_and_one_after_a_gap_empties_the_ring() {
+        let mut ring = Ring::new(8);
+        ring.reset(5);
+        // A batch 4..=6 whose push raced with the reset to 5: 4 and 5 were published before the subscriber came.
+        for seq in 4..=6 {
+            ring.push(txn(seq));
+        }
+        assert!(matches!(ring.lookup(4), Lookup::Gap));
+        assert_eq!(next_seq(&ring, 5), Some(6));
+        ring.push(txn(8));
+        assert!(matches!(ring.lookup(6), Lookup::Gap), "7 is missing: never served as if it were not");
+        assert_eq!(next_seq(&ring, 7), Some(8));
     }
 
     #[test]
