@@ -548,6 +548,7 @@ fn the_whole_database_feed_skips_tables_the_schema_does_not_declare() {
 }
 
 #[test]
+#[cfg(not(loom))] // tokio is not a dev-dependency under loom (Cargo.toml)
 fn an_async_stream_wakes_on_each_commit_and_ends_when_the_database_closes() {
     use futures_core::Stream;
     use std::pin::Pin;
@@ -646,4 +647,15 @@ fn subscribers_that_come_and_go_during_commits_start_exactly_after_their_positio
     }
     writer.join().unwrap();
     assert!(subscriptions > 10, "{subscriptions}");
+}
+
+#[test]
+fn subscriptions_and_what_they_deliver_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Subscription<Commit>>();
+    send_sync::<Subscription<TableEvent<String, i64>>>();
+    send_sync::<cairn::SubscriptionStream<Commit>>();
+    send_sync::<Commit>();
+    send_sync::<cairn::Change<String, i64>>();
+    send_sync::<FeedError>();
 }

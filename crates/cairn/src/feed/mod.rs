@@ -11,8 +11,9 @@
 //!   ones applied to the tables: the publisher adds one pointer per transaction and converts nothing. Each subscriber
 //!   types the changes it wants on its own thread, as [`Change`]s sharing the records (`Arc<Entry>`). Converting at
 //!   publication instead would make every commit pay for every subscriber's types, on the write path.
-//! - **Free when unused.** With no subscriber, publishing costs one relaxed atomic load; the ring is emptied when
-//!   the last subscriber leaves, so it keeps no write sets alive.
+//! - **Nearly free when unused.** With no subscriber, publishing a batch costs a fence and one relaxed load (the
+//!   registration handshake, see `hub`; a lock would deadlock a subscriber inside a read closure). The ring is
+//!   emptied when the last subscriber leaves, so it keeps no write sets alive.
 //! - **Writers never wait for subscribers.** The publisher takes the ring's lock, which subscribers hold only to
 //!   look one transaction up; a subscriber that does not read is overtaken and told [`FeedError::Lagged`] when it
 //!   does. Blocked subscribers wait on a condition variable, async ones leave a waker.

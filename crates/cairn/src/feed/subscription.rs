@@ -141,8 +141,10 @@ impl Drop for Cursor {
 /// `subscribe`, [`Commit`](crate::Commit)s from [`Db::subscribe`](crate::Db::subscribe).
 ///
 /// - As an [`Iterator`], `next` blocks until the next transaction is committed. It ends (`None`) when the database
-///   closes, after every change published before; [`try_next`](Self::try_next) and
-///   [`next_timeout`](Self::next_timeout) wait less and report the end as [`FeedError::Closed`].
+///   closes: a live subscription first delivers what the feed buffer still holds for it, one still catching up from
+///   the log ends at once. [`try_next`](Self::try_next) and [`next_timeout`](Self::next_timeout) wait less and report
+///   the end as [`FeedError::Closed`]. Subscribing never waits for a commit or a lock that a commit holds, so it may
+///   happen anywhere, even inside a read closure.
 /// - A change is delivered once it is visible to readers, which is once it is as durable as its commit's
 ///   [`Durability`](crate::Durability) promises: with `Immediate`, after its fsync.
 /// - Writers never wait for a subscriber. One that falls more than
@@ -150,6 +152,38 @@ impl Drop for Cursor {
 ///   again from where it was; one that starts in the past reads the log until it catches up, or gets
 ///   [`FeedError::TooOld`] if compaction folded what it needs into a snapshot.
 /// - Any error ends the subscription.
+///
+/// ```
+/// cairn::schema! {
+///     pub Bank {
+///         accounts: <String, i64>,
+///         audit: ordered<u64, String>,
+///     }
+/// }
+///
+/// # fn main() -> Result<(), cairn::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = Bank::open(dir.path())?;
+/// let mut accounts = db.accounts.subscribe();
+/// let mut everything = db.db().subscribe();
+/// db.transaction(|tx| {
+///     tx.accounts.insert("ada".into(), 10)?;
+///     tx.audit.insert(1, "ada opened".into())
+/// })?;
+///
+/// let event = accounts.next().expect("the database is open")?;
+/// let change = &event.changes()[0];
+/// assert_eq!((change.key().as_str(), change.value()), ("ada", Some(&10)));
+///
+/// let commit = everything.next().expect("the database is open")?;
+/// assert_eq!(commit.tables(), ["accounts", "audit"]);
+/// assert_eq!(commit.changes(&db.audit)[0].value().map(String::as_str), Some("ada opened"));
+///
+/// // Later, or after a restart: everything after a position, read back from the log.
+/// let mut again = db.accounts.subscribe_from(event.seq() - 1);
+/// assert_eq!(again.try_next()?.map(|e| e.seq()), Some(event.seq()));
+/// # Ok(()) }
+/// ```
 pub struct Subscription<T> {
     cursor: Cursor,
     make: fn(Txn, &Cursor) -> T,
