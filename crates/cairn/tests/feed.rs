@@ -655,3 +655,49 @@ fn subscriptions_and_what_they_deliver_move_between_threads() {
     send_sync::<cairn::Change<String, i64>>();
     send_sync::<FeedError>();
 }
+
+#[test]
+fn reading_the_log_tail_while_large_frames_are_written_never_sees_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    // Frames of 320 KiB straddle the log reader's 1 MiB chunks; a ring of 2 keeps the reader at the log's tail,
+    // where the writer is appending, for as long as the writer runs.
+    let db = Arc::new(
+        Shop::builder()
+            .durability(Durability::None)
+            .segment_size(16 << 20)
+            .compact_after(None)
+            .feed_buffer(2)
+            .open(dir.path())
+            .unwrap(),
+    );
+    let value = |i: u32| char::from(b'a' + (i % 26) as u8).to_string().repeat(320 << 10);
+    let start = db.db().last_seq();
+    // A backlog first: the reader crosses several chunk boundaries inside frames before it reaches the tail.
+    for i in 0..20 {
+        db.notes.insert(i, value(i)).unwrap();
+    }
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            for i in 20..120 {
+                db.notes.insert(i, value(i)).unwrap();
+            }
+        })
+    };
+    let mut sub = db.notes.subscribe_from(start);
+    let mut next = start + 1;
+    while next <= start + 120 {
+        match sub.next_timeout(WAIT) {
+            Ok(Some(event)) => {
+                let [change] = event.changes() else { panic!("one change per transaction") };
+                let i = (event.seq() - start - 1) as u32;
+                assert_eq!((event.seq(), change.value()), (next, Some(&value(i))));
+                next += 1;
+            }
+            Ok(None) => panic!("nothing within {WAIT:?}"),
+            Err(FeedError::Lagged { resume_from }) => sub = db.notes.subscribe_from(resume_from),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    writer.join().unwrap();
+}

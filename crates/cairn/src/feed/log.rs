@@ -173,8 +173,9 @@ impl Segment {
         self.eof = false;
     }
 
-    /// Reads on from the position, at least `need` bytes if the file has them, under the snapshot lock. False if
-    /// the file is gone (compaction removed it).
+    /// Reads the file again from the position, at least `need` bytes if the file has them, under the snapshot lock.
+    /// Unread bytes from an earlier read are dropped, not extended: they may hold a frame caught mid-write. False
+    /// if the file is gone (compaction removed it).
     fn fill(&mut self, inner: &Inner, need: usize) -> Result<bool, FeedError> {
         let _compaction = inner.snapshot.lock();
         self.read(inner, need)
@@ -187,11 +188,11 @@ impl Segment {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(Error::io("open log segment", &self.path, e).into()),
         };
-        self.buf.drain(..self.pos);
         self.base += self.pos as u64;
         self.pos = 0;
         let want = need.max(CHUNK);
-        let mut filled = self.buf.len();
+        let mut filled = 0;
+        self.buf.clear();
         self.buf.resize(want, 0);
         while filled < want {
             let n = file
