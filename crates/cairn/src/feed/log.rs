@@ -9,8 +9,10 @@
 //!   truncates and removes the segments it folded: a chunk never comes from a file being removed. Between chunks the
 //!   lock is free, so a long backlog does not hold compaction up. A segment that vanished meanwhile sends the reader
 //!   back to the directory listing, where the new snapshot answers [`FeedError::TooOld`].
-//! - **Stale bytes.** A chunk may hold bytes written after it was read; an anomaly (a bad frame, zeros, a frame out
-//!   of sequence) is believed only in bytes read after the published sequence number was.
+//! - **Stale bytes.** A chunk may have caught a frame mid-write. A whole frame up to the published sequence number is
+//!   final whenever it was read; an anomaly (a bad frame, zeros, a frame out of sequence) is believed only in bytes
+//!   read after the published sequence number was, and a refill reads again from the frame's start rather than
+//!   extending what an earlier read left.
 
 use std::path::{Path, PathBuf};
 
