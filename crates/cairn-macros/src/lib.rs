@@ -402,6 +402,18 @@ fn expand(s: &SchemaInput) -> TokenStream2 {
                 self.db.backup_to(dir)
             }
 
+            /// Subscribes to every committed transaction from now on, across all tables. See
+            /// [`Db::subscribe`](::cairn::Db::subscribe).
+            #vis fn subscribe(&self) -> #cairn::Subscription<#cairn::Commit> {
+                self.db.subscribe()
+            }
+
+            /// Subscribes to every committed transaction after sequence number `seq`, read back from the log while
+            /// it holds them. See [`Db::subscribe_from`](::cairn::Db::subscribe_from).
+            #vis fn subscribe_from(&self, seq: u64) -> #cairn::Subscription<#cairn::Commit> {
+                self.db.subscribe_from(seq)
+            }
+
             /// The database handle: path, sequence number, tables on disk that the schema does not declare.
             #vis fn db(&self) -> &#cairn::Db {
                 &self.db

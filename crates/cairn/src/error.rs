@@ -135,6 +135,20 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// A change feed subscription cannot go on (it lagged, its position is no longer in the log, the database
+    /// closed); see [`FeedError`](crate::FeedError).
+    #[error(transparent)]
+    Feed(crate::FeedError),
+}
+
+impl From<crate::FeedError> for Error {
+    /// A feed error that wraps an engine error (I/O, damage while reading the log) becomes that error.
+    fn from(e: crate::FeedError) -> Self {
+        match e {
+            crate::FeedError::Log(e) => *e,
+            e => Error::Feed(e),
+        }
+    }
 }
 
 impl Error {

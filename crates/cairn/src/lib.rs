@@ -45,6 +45,7 @@
 
 mod db;
 mod error;
+mod feed;
 mod format;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -100,6 +101,11 @@ pub use txn::{Transaction, TxnOrderedTable, TxnTable};
 pub use id::{Id, IdRange};
 pub use index::{Index, IndexRead, TxnIndex, TxnUniqueIndex, UniqueIndex, UniqueIndexRead};
 pub use store::index::IndexKey;
+
+// The change feed.
+#[cfg(feature = "async")]
+pub use feed::SubscriptionStream;
+pub use feed::{Change, Commit, FeedError, Subscription, TableEvent, TableHandle};
 
 // Errors.
 pub use error::{Corruption, Error, Result};

@@ -37,6 +37,7 @@ pub(crate) struct Options {
     pub(crate) segment_size: u64,
     pub(crate) compact_after: Option<u64>,
     pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) feed_buffer: usize,
 }
 
 impl Default for Options {
@@ -46,6 +47,7 @@ impl Default for Options {
             segment_size: 64 << 20,
             compact_after: Some(64 << 20),
             storage: Arc::new(FsStorage),
+            feed_buffer: 1024,
         }
     }
 }
@@ -92,6 +94,15 @@ impl<S: Schema> Builder<S> {
     /// The storage the database lives on. The default is the file system; tests put a failing one here.
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.options.storage = storage;
+        self
+    }
+
+    /// How many recent commits the change feed keeps in memory for its subscribers (default 1024, at least 1). A
+    /// subscriber that falls further behind is told it lagged ([`FeedError::Lagged`](crate::FeedError::Lagged)) and
+    /// can resume from the log. The buffer is filled only while someone is subscribed, and holds each commit's
+    /// write sets (so also records that the commit replaced or removed) until it leaves the buffer.
+    pub fn feed_buffer(mut self, commits: usize) -> Self {
+        self.options.feed_buffer = commits.max(1);
         self
     }
 

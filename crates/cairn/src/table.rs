@@ -41,7 +41,7 @@ impl fmt::Debug for StateRef<'_> {
 
 /// An owned snapshot iterator: yields copies of the records that were in the table when it was created.
 pub struct Iter<K, V> {
-    entries: std::vec::IntoIter<Shared<K, V>>,
+    pub(crate) entries: std::vec::IntoIter<Shared<K, V>>,
 }
 
 impl<K, V> Iter<K, V> {

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use super::group::{self, Batch, Group, Unpublished};
 use crate::error::{Error, Result};
+use crate::feed::Hub;
 use crate::log::frame::{FrameHeader, HEADER_LEN, KIND_TXN};
 use crate::log::writer::LogWriter;
 use crate::store::publish;
@@ -102,6 +103,8 @@ pub(crate) struct Pipeline {
     synced: AtomicU64,
     /// Bytes appended to the log since the last snapshot.
     pub(crate) log_bytes: AtomicU64,
+    /// The change feed: every published batch is offered to it.
+    pub(crate) feed: Arc<Hub>,
 }
 
 /// What a flush by a leader may ask of the database afterwards.
@@ -111,7 +114,14 @@ pub(crate) struct Flushed {
 }
 
 impl Pipeline {
-    pub(crate) fn new(dir: PathBuf, log: LogWriter, state: publish::Writer<State>, seq: u64, log_bytes: u64) -> Self {
+    pub(crate) fn new(
+        dir: PathBuf,
+        log: LogWriter,
+        state: publish::Writer<State>,
+        seq: u64,
+        log_bytes: u64,
+        feed: Arc<Hub>,
+    ) -> Self {
         let synced = log.synced_seq();
         Pipeline {
             dir,
@@ -119,6 +129,7 @@ impl Pipeline {
             published: AtomicU64::new(seq),
             synced: AtomicU64::new(synced),
             log_bytes: AtomicU64::new(log_bytes),
+            feed,
         }
     }
 
@@ -165,6 +176,8 @@ impl Pipeline {
         // the write sets are freed.
         p.state.publish(|state| frames.committed.iter().for_each(|c| state.apply(c)));
         self.published.store(upto, Ordering::Release);
+        // Delivered at publication, so no subscriber sees a commit before its readers do (nor before it is durable).
+        self.feed.publish(&frames.committed);
         let log_bytes = self.log_bytes.fetch_add(frames.bytes, Ordering::AcqRel) + frames.bytes;
         if p.log.full() {
             if let Err(e) = p.log.roll() {

@@ -287,5 +287,6 @@ impl Drop for Db {
         if let Err(e) = self.inner.pipeline.sync_now() {
             tracing::error!(dir = %self.inner.dir.display(), error = %e, "final fsync at close failed");
         }
+        self.inner.pipeline.feed.close();
     }
 }

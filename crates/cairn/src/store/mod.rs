@@ -117,6 +117,8 @@ pub(crate) trait TableStore: Any + Send + Sync {
     fn index(&self, i: usize) -> &dyn Any;
     /// The first index key a unique index found held by two records while loading: (index name, key printed).
     fn index_collision(&self) -> Option<(&'static str, String)>;
+    /// Decodes this table's operations read back from the log into the change feed's typed changes.
+    fn feed_decoder(&self) -> Box<dyn crate::feed::Decoder>;
 }
 
 /// Decoded records on their way into one copy of a table: a `Batch<K, V>` behind `Any`.
@@ -194,5 +196,9 @@ impl<S: Store> TableStore for S {
 
     fn index_collision(&self) -> Option<(&'static str, String)> {
         self.indexes().collision()
+    }
+
+    fn feed_decoder(&self) -> Box<dyn crate::feed::Decoder> {
+        crate::feed::decoder::<S>()
     }
 }
