@@ -40,11 +40,12 @@ struct TableInput {
     indexes: Vec<IndexInput>,
 }
 
-/// `name: [unique] Type = extractor`.
+/// `name: [unique] [ordered] Type = extractor`.
 struct IndexInput {
     attrs: Vec<Attribute>,
     name: Ident,
     unique: bool,
+    ordered: bool,
     key: Type,
     extract: syn::Expr,
 }
@@ -54,11 +55,20 @@ impl Parse for IndexInput {
         let attrs = input.call(Attribute::parse_outer)?;
         let name: Ident = input.parse()?;
         input.parse::<Token![:]>()?;
-        let unique = input.peek(Ident) && !input.peek2(Token![=]) && {
+        // Modifiers before the type: `unique`, `ordered`, in any order (a word followed by `=` is the type).
+        let (mut unique, mut ordered) = (false, false);
+        while input.peek(Ident) && !input.peek2(Token![=]) {
             let fork = input.fork();
-            fork.parse::<Ident>().is_ok_and(|w| w == "unique")
-        };
-        if unique {
+            let word = fork.parse::<Ident>()?;
+            let flag = match word.to_string().as_str() {
+                "unique" => &mut unique,
+                "ordered" => &mut ordered,
+                _ => break,
+            };
+            if *flag {
+                return Err(syn::Error::new(word.span(), format!("`{word}` is written twice")));
+            }
+            *flag = true;
             input.parse::<Ident>()?;
         }
         let key: Type = input.parse()?;
@@ -70,7 +80,7 @@ impl Parse for IndexInput {
             )
         })?;
         let extract: syn::Expr = input.parse()?;
-        Ok(IndexInput { attrs, name, unique, key, extract })
+        Ok(IndexInput { attrs, name, unique, ordered, key, extract })
     }
 }
 
@@ -215,10 +225,10 @@ fn expand(s: &SchemaInput) -> TokenStream2 {
             ),
         };
         let index_defs = indexes.iter().map(|ix| {
-            let IndexInput { name, unique, key: ik, extract, .. } = ix;
+            let IndexInput { name, unique, ordered, key: ik, extract, .. } = ix;
             let ctor = if *unique { quote!(unique) } else { quote!(multi) };
             let index_name = name.to_string();
-            quote!(#cairn::IndexDef::<#key, #value>::#ctor::<#ik>(#index_name, #extract))
+            quote!(#cairn::IndexDef::<#key, #value>::#ctor::<#ik>(#index_name, #ordered, #extract))
         });
         defs.push(quote!(#cairn::TableDef::#def::<#key, #value>(#table_name, ::std::vec![#(#index_defs),*])));
         if indexes.is_empty() {

@@ -86,7 +86,7 @@ handle!(
 
 impl<K: Key + Eq, V: Value, IK: IndexKey> UniqueIndex<K, V, IK> {
     /// The record whose index key is `ik`, copied.
-    pub fn get<Q: Ord + ?Sized>(&self, ik: &Q) -> Option<(K, V)>
+    pub fn get<Q: Hash + Ord + ?Sized>(&self, ik: &Q) -> Option<(K, V)>
     where
         IK: Borrow<Q>,
         V: Clone,
@@ -95,7 +95,7 @@ impl<K: Key + Eq, V: Value, IK: IndexKey> UniqueIndex<K, V, IK> {
     }
 
     /// Lends the record whose index key is `ik` to `f`.
-    pub fn get_with<Q: Ord + ?Sized, R>(&self, ik: &Q, f: impl FnOnce(&K, &V) -> R) -> Option<R>
+    pub fn get_with<Q: Hash + Ord + ?Sized, R>(&self, ik: &Q, f: impl FnOnce(&K, &V) -> R) -> Option<R>
     where
         IK: Borrow<Q>,
     {
@@ -103,7 +103,7 @@ impl<K: Key + Eq, V: Value, IK: IndexKey> UniqueIndex<K, V, IK> {
     }
 
     /// Whether a record has index key `ik`.
-    pub fn contains_key<Q: Ord + ?Sized>(&self, ik: &Q) -> bool
+    pub fn contains_key<Q: Hash + Ord + ?Sized>(&self, ik: &Q) -> bool
     where
         IK: Borrow<Q>,
     {
@@ -111,7 +111,7 @@ impl<K: Key + Eq, V: Value, IK: IndexKey> UniqueIndex<K, V, IK> {
     }
 
     /// A snapshot of the records whose index keys fall in `range`, in index key order.
-    pub fn range<Q: Ord + ?Sized, R: RangeBounds<Q>>(&self, range: R) -> Iter<K, V>
+    pub fn range<Q: Hash + Ord + ?Sized, R: RangeBounds<Q>>(&self, range: R) -> Iter<K, V>
     where
         IK: Borrow<Q>,
     {
@@ -136,7 +136,7 @@ impl<K: Key + Eq, V: Value, IK: IndexKey> UniqueIndex<K, V, IK> {
 
 impl<K: Key + Eq, V: Value, IK: IndexKey> Index<K, V, IK> {
     /// A snapshot of the records whose index key is `ik`, in no particular order.
-    pub fn get<Q: Ord + ?Sized>(&self, ik: &Q) -> Iter<K, V>
+    pub fn get<Q: Hash + Ord + ?Sized>(&self, ik: &Q) -> Iter<K, V>
     where
         IK: Borrow<Q>,
     {
@@ -144,7 +144,7 @@ impl<K: Key + Eq, V: Value, IK: IndexKey> Index<K, V, IK> {
     }
 
     /// The number of records whose index key is `ik`.
-    pub fn count<Q: Ord + ?Sized>(&self, ik: &Q) -> usize
+    pub fn count<Q: Hash + Ord + ?Sized>(&self, ik: &Q) -> usize
     where
         IK: Borrow<Q>,
     {
@@ -152,7 +152,7 @@ impl<K: Key + Eq, V: Value, IK: IndexKey> Index<K, V, IK> {
     }
 
     /// Whether any record has index key `ik`.
-    pub fn contains_key<Q: Ord + ?Sized>(&self, ik: &Q) -> bool
+    pub fn contains_key<Q: Hash + Ord + ?Sized>(&self, ik: &Q) -> bool
     where
         IK: Borrow<Q>,
     {
@@ -161,7 +161,7 @@ impl<K: Key + Eq, V: Value, IK: IndexKey> Index<K, V, IK> {
 
     /// A snapshot of the records whose index keys fall in `range`, in index key order (records sharing one index key
     /// in no particular order).
-    pub fn range<Q: Ord + ?Sized, R: RangeBounds<Q>>(&self, range: R) -> Iter<K, V>
+    pub fn range<Q: Hash + Ord + ?Sized, R: RangeBounds<Q>>(&self, range: R) -> Iter<K, V>
     where
         IK: Borrow<Q>,
     {
@@ -209,7 +209,7 @@ impl<'r, K: Key + Eq, V: Value, IK: IndexKey> UniqueIndexRead<'r, K, V, IK> {
     }
 
     /// The record whose index key is `ik`, borrowed.
-    pub fn get<Q: Ord + ?Sized>(&self, ik: &Q) -> Option<(&'r K, &'r V)>
+    pub fn get<Q: Hash + Ord + ?Sized>(&self, ik: &Q) -> Option<(&'r K, &'r V)>
     where
         IK: Borrow<Q>,
     {
@@ -217,7 +217,7 @@ impl<'r, K: Key + Eq, V: Value, IK: IndexKey> UniqueIndexRead<'r, K, V, IK> {
     }
 
     /// The records whose index keys fall in `range`, borrowed, in index key order.
-    pub fn range<Q: Ord + ?Sized + 'r, R: RangeBounds<Q> + 'r>(
+    pub fn range<Q: Hash + Ord + ?Sized + 'r, R: RangeBounds<Q> + 'r>(
         &self,
         range: R,
     ) -> impl DoubleEndedIterator<Item = (&'r K, &'r V)> + 'r
@@ -241,7 +241,7 @@ impl<'r, K: Key + Eq, V: Value, IK: IndexKey> IndexRead<'r, K, V, IK> {
     }
 
     /// The records whose index key is `ik`, borrowed, in no particular order.
-    pub fn get<Q: Ord + ?Sized>(&self, ik: &Q) -> impl Iterator<Item = (&'r K, &'r V)> + 'r
+    pub fn get<Q: Hash + Ord + ?Sized>(&self, ik: &Q) -> impl Iterator<Item = (&'r K, &'r V)> + 'r
     where
         IK: Borrow<Q>,
     {
@@ -249,7 +249,7 @@ impl<'r, K: Key + Eq, V: Value, IK: IndexKey> IndexRead<'r, K, V, IK> {
     }
 
     /// The number of records whose index key is `ik`.
-    pub fn count<Q: Ord + ?Sized>(&self, ik: &Q) -> usize
+    pub fn count<Q: Hash + Ord + ?Sized>(&self, ik: &Q) -> usize
     where
         IK: Borrow<Q>,
     {
@@ -257,7 +257,7 @@ impl<'r, K: Key + Eq, V: Value, IK: IndexKey> IndexRead<'r, K, V, IK> {
     }
 
     /// The records whose index keys fall in `range` with their index keys, borrowed, in index key order.
-    pub fn range<Q: Ord + ?Sized + 'r, R: RangeBounds<Q> + 'r>(
+    pub fn range<Q: Hash + Ord + ?Sized + 'r, R: RangeBounds<Q> + 'r>(
         &self,
         range: R,
     ) -> impl Iterator<Item = (&'r IK, &'r K, &'r V)> + 'r

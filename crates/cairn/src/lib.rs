@@ -72,12 +72,14 @@ mod txn;
 ///         users: <u64, User> {                  // secondary indexes: a name, a key type, a function of the value
 ///             by_email: unique String = |u: &User| u.email.clone(),
 ///             by_city: String = |u: &User| u.city.clone(),
+///             by_joined: ordered u64 = |u: &User| u.joined,  // a B-tree: fast ranges in index key order
 ///         },
 ///     }
 /// }
 /// ```
 /// A table's field name is its identity on disk. Keys and values are any serde types; hash tables need keys that are
-/// `Hash + Eq`, ordered tables keys that are `Ord`; index keys are `Ord + Clone + Debug`.
+/// `Hash + Eq`, ordered tables keys that are `Ord`; index keys are `Hash + Ord + Clone + Debug`. An index is a hash
+/// map unless declared `ordered` (then a B-tree), as tables are: a range over a hash index works but sorts.
 ///
 /// A table with indexes gets a struct of its own (`SchemaV1Users`, and `SchemaV1UsersTxn`, `SchemaV1UsersRead` for
 /// transactions and read views) that derefs to the table and has one field per index: `db.users.by_email.get(..)`.

@@ -64,16 +64,18 @@ impl<K: 'static, V: 'static> fmt::Debug for IndexDef<K, V> {
 }
 
 impl<K: Key + Eq, V: Value> IndexDef<K, V> {
-    /// Used by `schema!`: a unique index named `name` on the key `extract` computes from each value.
+    /// Used by `schema!`: a unique index named `name` on the key `extract` computes from each value, a B-tree if
+    /// `ordered`, else a hash map.
     #[doc(hidden)]
-    pub fn unique<IK: IndexKey>(name: &'static str, extract: fn(&V) -> IK) -> Self {
-        IndexDef { store: Box::new(UniqueStore::new(name, extract)) }
+    pub fn unique<IK: IndexKey>(name: &'static str, ordered: bool, extract: fn(&V) -> IK) -> Self {
+        IndexDef { store: Box::new(UniqueStore::new(name, extract, ordered)) }
     }
 
-    /// Used by `schema!`: a non-unique index named `name` on the key `extract` computes from each value.
+    /// Used by `schema!`: a non-unique index named `name` on the key `extract` computes from each value, a B-tree
+    /// if `ordered`, else a hash map.
     #[doc(hidden)]
-    pub fn multi<IK: IndexKey>(name: &'static str, extract: fn(&V) -> IK) -> Self {
-        IndexDef { store: Box::new(MultiStore::new(name, extract)) }
+    pub fn multi<IK: IndexKey>(name: &'static str, ordered: bool, extract: fn(&V) -> IK) -> Self {
+        IndexDef { store: Box::new(MultiStore::new(name, extract, ordered)) }
     }
 }
 

@@ -6,17 +6,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-/// A value with a unique index on `a` and a non-unique one on `b`; small domains make collisions common.
+/// A value with a unique index on `a` and a non-unique one on `b`; small domains make collisions common. Each table
+/// has one hash and one B-tree (`ordered`) index.
 type Pair = (u8, u8);
 
 cairn::schema! {
     Indexed {
         hashed: <u8, Pair> {
             by_a: unique u8 = |v: &Pair| v.0,
-            by_b: u8 = |v: &Pair| v.1,
+            by_b: ordered u8 = |v: &Pair| v.1,
         },
         ordered: ordered<u8, Pair> {
-            by_a: unique u8 = |v: &Pair| v.0,
+            by_a: unique ordered u8 = |v: &Pair| v.0,
             by_b: u8 = |v: &Pair| v.1,
         },
     }

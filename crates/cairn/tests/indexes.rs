@@ -26,7 +26,7 @@ cairn::schema! {
             by_city: String = |a: &Account| a.city.clone(),
         },
         log: ordered<u64, String> {
-            by_len: usize = |s: &String| s.len(),
+            by_len: ordered usize = |s: &String| s.len(),
         },
         plain: <u32, u32>,
     }
@@ -73,6 +73,8 @@ fn lookups_through_unique_and_non_unique_indexes_follow_every_write() {
     db.log.insert(3, "abcdef".into()).unwrap();
     let lens: Vec<u64> = db.log.by_len.range(2..).map(|(k, _)| k).collect();
     assert_eq!(lens, [1, 3]);
+    let lens: Vec<u64> = db.log.by_len.range(..4).rev().map(|(k, _)| k).collect();
+    assert_eq!(lens, [1, 2], "a range of an `ordered` index runs backwards too");
     // Tables without indexes keep their plain handle.
     db.plain.insert(1, 1).unwrap();
     assert_eq!(db.plain.get(&1), Some(1));

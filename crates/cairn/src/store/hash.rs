@@ -90,6 +90,7 @@ where
     fn reserve(&mut self, additional: usize) {
         let hasher = &self.hasher;
         self.table.reserve(additional, |e| hasher.hash_one(&e.key));
+        self.indexes.reserve(additional);
     }
 
     fn hash_of(&self, key: &K) -> u64 {

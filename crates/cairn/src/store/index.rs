@@ -3,9 +3,13 @@
 //!
 //! An index is derived data: it is never written to disk, but rebuilt as the snapshot and the log are loaded, and
 //! updated wherever its table changes, from the record replaced and the record written:
-//! - a unique index maps each index key to the one record holding it (`BTreeMap<IK, Arc<Entry>>`);
+//! - a unique index maps each index key to the one record holding it;
 //! - a non-unique index maps each index key to a bucket of records, found by pointer, so that removing one record
 //!   from a bucket of a million costs no more than from a bucket of one.
+//!
+//! The map is a hash map (lookups cost about what a table's do) unless the index is declared `ordered`, which makes
+//! it a B-tree: ranges in index key order then cost a B-tree range, and every lookup a B-tree search. A range over a
+//! hash index still works, by sorting the matching keys (linear in the index).
 //!
 //! Uniqueness is enforced where a transaction writes, not where its write set is applied: each write to a table with
 //! unique indexes computes the index keys it frees and takes, and records them as the transaction's *claims*
@@ -20,7 +24,7 @@ use std::any::Any;
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash};
 use std::ops::RangeBounds;
 use std::sync::Arc;
 
@@ -36,10 +40,88 @@ pub(crate) type TableClaims = Vec<Option<AnyBox>>;
 /// The typed claims of a unique index: index key -> the key now holding it, or `None` once freed.
 type Claims<IK, K> = BTreeMap<IK, Option<K>>;
 
-/// What a key an index is built on must be: ordered (for ranges), printable (for error messages), shareable.
-pub trait IndexKey: Ord + Clone + Debug + Send + Sync + 'static {}
+/// What a key an index is built on must be: hashable (for lookups), ordered (for ranges), printable (for error
+/// messages), shareable.
+pub trait IndexKey: Hash + Ord + Clone + Debug + Send + Sync + 'static {}
 
-impl<T: Ord + Clone + Debug + Send + Sync + 'static> IndexKey for T {}
+impl<T: Hash + Ord + Clone + Debug + Send + Sync + 'static> IndexKey for T {}
+
+/// An index's map from index key to `T`: a hash map, or a B-tree for an index declared `ordered`.
+#[derive(Clone)]
+pub(crate) enum Map<IK, T> {
+    Hash(hashbrown::HashMap<IK, T, foldhash::fast::RandomState>),
+    Ordered(BTreeMap<IK, T>),
+}
+
+impl<IK: IndexKey, T> Map<IK, T> {
+    fn new(ordered: bool) -> Self {
+        if ordered {
+            Map::Ordered(BTreeMap::new())
+        } else {
+            Map::Hash(hashbrown::HashMap::default())
+        }
+    }
+
+    fn get<Q: Hash + Ord + ?Sized>(&self, k: &Q) -> Option<&T>
+    where
+        IK: Borrow<Q>,
+    {
+        match self {
+            Map::Hash(m) => m.get(k),
+            Map::Ordered(m) => m.get(k),
+        }
+    }
+
+    fn get_mut(&mut self, k: &IK) -> Option<&mut T> {
+        match self {
+            Map::Hash(m) => m.get_mut(k),
+            Map::Ordered(m) => m.get_mut(k),
+        }
+    }
+
+    fn insert(&mut self, k: IK, v: T) -> Option<T> {
+        match self {
+            Map::Hash(m) => m.insert(k, v),
+            Map::Ordered(m) => m.insert(k, v),
+        }
+    }
+
+    fn remove(&mut self, k: &IK) -> Option<T> {
+        match self {
+            Map::Hash(m) => m.remove(k),
+            Map::Ordered(m) => m.remove(k),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Map::Hash(m) => m.len(),
+            Map::Ordered(m) => m.len(),
+        }
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        if let Map::Hash(m) = self {
+            m.reserve(additional);
+        }
+    }
+
+    /// The entries whose keys fall in `range`, in key order: a B-tree range, or for a hash map the matching entries
+    /// sorted.
+    fn range<Q: Ord + ?Sized, R: RangeBounds<Q>>(&self, range: R) -> std::vec::IntoIter<(&IK, &T)>
+    where
+        IK: Borrow<Q>,
+    {
+        match self {
+            Map::Ordered(m) => m.range::<Q, R>(range).collect::<Vec<_>>().into_iter(),
+            Map::Hash(m) => {
+                let mut v: Vec<(&IK, &T)> = m.iter().filter(|(k, _)| range.contains((*k).borrow())).collect();
+                v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                v.into_iter()
+            }
+        }
+    }
+}
 
 /// One index of a table, type-erased over its key type.
 pub(crate) trait IndexStore<K, V>: Any + Send + Sync {
@@ -50,6 +132,8 @@ pub(crate) trait IndexStore<K, V>: Any + Send + Sync {
     fn remove(&mut self, old: &Shared<K, V>);
     /// Adds `new` under its index key.
     fn insert(&mut self, new: &Shared<K, V>);
+    /// Makes room for `additional` more records (a hint).
+    fn reserve(&mut self, additional: usize);
     fn clone_boxed(&self) -> Box<dyn IndexStore<K, V>>;
     fn as_any(&self) -> &dyn Any;
     /// For a unique index, the first index key found held by two records while loading, printed.
@@ -132,6 +216,10 @@ impl<K: 'static, V: 'static> Indexes<K, V> {
         }
     }
 
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.0.iter_mut().for_each(|i| i.reserve(additional));
+    }
+
     /// The first collision of a unique index: (index name, index key printed).
     pub(crate) fn collision(&self) -> Option<(&'static str, String)> {
         self.0.iter().find_map(|i| i.collision().map(|k| (i.name(), k.to_string())))
@@ -145,7 +233,7 @@ type Extract<V, IK> = fn(&V) -> IK;
 pub(crate) struct UniqueStore<K, V, IK> {
     name: &'static str,
     extract: Extract<V, IK>,
-    map: BTreeMap<IK, Shared<K, V>>,
+    map: Map<IK, Shared<K, V>>,
     collision: Option<String>,
 }
 
@@ -156,11 +244,11 @@ impl<K, V, IK: Clone> Clone for UniqueStore<K, V, IK> {
 }
 
 impl<K: 'static, V, IK: IndexKey> UniqueStore<K, V, IK> {
-    pub(crate) fn new(name: &'static str, extract: Extract<V, IK>) -> Self {
-        UniqueStore { name, extract, map: BTreeMap::new(), collision: None }
+    pub(crate) fn new(name: &'static str, extract: Extract<V, IK>, ordered: bool) -> Self {
+        UniqueStore { name, extract, map: Map::new(ordered), collision: None }
     }
 
-    pub(crate) fn get<Q: Ord + ?Sized>(&self, ik: &Q) -> Option<&Shared<K, V>>
+    pub(crate) fn get<Q: Hash + Ord + ?Sized>(&self, ik: &Q) -> Option<&Shared<K, V>>
     where
         IK: Borrow<Q>,
     {
@@ -226,6 +314,10 @@ where
                 self.collision = Some(format!("{ik:?}"));
             }
         }
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        self.map.reserve(additional);
     }
 
     fn clone_boxed(&self) -> Box<dyn IndexStore<K, V>> {
@@ -314,7 +406,7 @@ fn address<K, V>(e: &Shared<K, V>) -> u64 {
 pub(crate) struct MultiStore<K, V, IK> {
     name: &'static str,
     extract: Extract<V, IK>,
-    map: BTreeMap<IK, Bucket<K, V>>,
+    map: Map<IK, Bucket<K, V>>,
 }
 
 impl<K, V, IK: Clone> Clone for MultiStore<K, V, IK> {
@@ -324,15 +416,15 @@ impl<K, V, IK: Clone> Clone for MultiStore<K, V, IK> {
 }
 
 impl<K, V, IK: IndexKey> MultiStore<K, V, IK> {
-    pub(crate) fn new(name: &'static str, extract: Extract<V, IK>) -> Self {
-        MultiStore { name, extract, map: BTreeMap::new() }
+    pub(crate) fn new(name: &'static str, extract: Extract<V, IK>, ordered: bool) -> Self {
+        MultiStore { name, extract, map: Map::new(ordered) }
     }
 
     pub(crate) fn extract(&self, value: &V) -> IK {
         (self.extract)(value)
     }
 
-    pub(crate) fn get<Q: Ord + ?Sized>(&self, ik: &Q) -> Option<&Bucket<K, V>>
+    pub(crate) fn get<Q: Hash + Ord + ?Sized>(&self, ik: &Q) -> Option<&Bucket<K, V>>
     where
         IK: Borrow<Q>,
     {
@@ -413,6 +505,10 @@ where
         }
     }
 
+    fn reserve(&mut self, _additional: usize) {
+        // Fewer index keys than records, by an unknown factor: let the map grow.
+    }
+
     fn clone_boxed(&self) -> Box<dyn IndexStore<K, V>> {
         Box::new(self.clone())
     }
@@ -453,7 +549,8 @@ mod tests {
 
     #[test]
     fn a_unique_index_moves_a_key_between_records_within_one_batch_without_a_collision() {
-        let mut ix: Indexes<u32, String> = Indexes::new(vec![Box::new(UniqueStore::new("by_first", first_char))]);
+        let mut ix: Indexes<u32, String> =
+            Indexes::new(vec![Box::new(UniqueStore::new("by_first", first_char, false))]);
         let (a, b) = (entry(1, "apple"), entry(2, "banana"));
         ix.replace(None, Some(&a));
         ix.replace(None, Some(&b));
@@ -472,7 +569,7 @@ mod tests {
 
     #[test]
     fn claims_see_own_then_pending_then_published_holders() {
-        let mut u = UniqueStore::<u32, String, char>::new("by_first", first_char);
+        let mut u = UniqueStore::<u32, String, char>::new("by_first", first_char, true);
         u.insert(&entry(1, "apple"));
         // Another key may not take 'a' while 1 holds it.
         let mut own = None;
@@ -494,7 +591,7 @@ mod tests {
 
     #[test]
     fn a_non_unique_index_keeps_every_record_and_removes_by_pointer() {
-        let mut m = MultiStore::<u32, String, char>::new("by_first", first_char);
+        let mut m = MultiStore::<u32, String, char>::new("by_first", first_char, false);
         let records: Vec<_> = (0..100).map(|i| entry(i, if i % 2 == 0 { "even" } else { "odd" })).collect();
         records.iter().for_each(|e| m.insert(e));
         assert_eq!(m.get(&'e').map(Bucket::len), Some(50));

@@ -74,6 +74,10 @@ where
         &self.1
     }
 
+    fn reserve(&mut self, additional: usize) {
+        self.1.reserve(additional);
+    }
+
     fn put(&mut self, entry: Shared<K, V>) {
         if self.1.is_empty() {
             self.0.insert(entry.key.clone(), entry);
