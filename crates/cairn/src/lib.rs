@@ -57,6 +57,7 @@ mod schema;
 mod snapshot;
 mod storage;
 mod store;
+mod sys;
 mod table;
 mod txn;
 

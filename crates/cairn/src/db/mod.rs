@@ -188,6 +188,7 @@ impl Db {
             std::thread::Builder::new()
                 .name("cairn-compact".into())
                 .spawn(move || {
+                    crate::sys::run_in_background();
                     while bg.next_compaction() {
                         let Some(inner) = weak.upgrade() else { return };
                         if let Err(e) = inner.compact() {
