@@ -34,10 +34,6 @@ fn copy<K: Clone, V: Clone>(e: &Shared<K, V>) -> (K, V) {
     (e.key.clone(), e.value.clone())
 }
 
-fn store_of<T: 'static>(state: &crate::store::state::State, pos: usize, index: usize) -> &T {
-    state.tables[pos].index(index).downcast_ref::<T>().expect("an index's store type is fixed by the schema")
-}
-
 macro_rules! handle {
     ($(#[$doc:meta])* $name:ident, $store:ident) => {
         $(#[$doc])*
@@ -65,7 +61,7 @@ macro_rules! handle {
             }
 
             fn with<R>(&self, f: impl FnOnce(&$store<K, V, IK>) -> R) -> R {
-                self.inner.read(|state| f(store_of(state, self.pos, self.index)))
+                self.inner.read(|state| f(state.index(self.pos, self.index)))
             }
         }
     };
@@ -205,7 +201,7 @@ impl<'r, K: Key + Eq, V: Value, IK: IndexKey> UniqueIndexRead<'r, K, V, IK> {
     /// Used by `schema!`.
     #[doc(hidden)]
     pub fn __new(state: StateRef<'r>, pos: usize, index: usize) -> Self {
-        UniqueIndexRead { store: store_of(state.0, pos, index) }
+        UniqueIndexRead { store: state.0.index(pos, index) }
     }
 
     /// The record whose index key is `ik`, borrowed.
@@ -237,7 +233,7 @@ impl<'r, K: Key + Eq, V: Value, IK: IndexKey> IndexRead<'r, K, V, IK> {
     /// Used by `schema!`.
     #[doc(hidden)]
     pub fn __new(state: StateRef<'r>, pos: usize, index: usize) -> Self {
-        IndexRead { store: store_of(state.0, pos, index) }
+        IndexRead { store: state.0.index(pos, index) }
     }
 
     /// The records whose index key is `ik`, borrowed, in no particular order.

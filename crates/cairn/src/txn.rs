@@ -59,10 +59,11 @@ pub struct Transaction<'t> {
     inner: &'t Inner,
     pending: &'t [Arc<Committed>],
     writes: RefCell<Vec<Option<AnyWrites>>>,
-    /// Per table, the claims on its unique indexes (see `store::index`).
-    claims: RefCell<Vec<Option<TableClaims>>>,
-    /// Per auto-id table, the next id this transaction would hand out.
-    next_ids: RefCell<Vec<Option<u64>>>,
+    /// The claims on the unique indexes of each table written that has them (see `store::index`), by position;
+    /// empty for most transactions, so it costs nothing to start one.
+    claims: RefCell<Vec<(usize, TableClaims)>>,
+    /// The next id this transaction would hand out, per auto-id table it took ids from (by position).
+    next_ids: RefCell<Vec<(usize, u64)>>,
     payload: RefCell<Vec<u8>>,
     scratch: RefCell<Vec<u8>>,
     _flag: TxnFlag,
@@ -80,8 +81,8 @@ impl<'t> Transaction<'t> {
             inner,
             pending,
             writes: RefCell::new((0..inner.tables.len()).map(|_| None).collect()),
-            claims: RefCell::new((0..inner.tables.len()).map(|_| None).collect()),
-            next_ids: RefCell::new(vec![None; inner.tables.len()]),
+            claims: RefCell::new(Vec::new()),
+            next_ids: RefCell::new(Vec::new()),
             payload: RefCell::new(Vec::new()),
             scratch: RefCell::new(Vec::new()),
             _flag: TxnFlag::set(),
@@ -91,10 +92,8 @@ impl<'t> Transaction<'t> {
     /// Writes what the transaction keeps for itself: the id counters of the auto-id tables it allocated from.
     pub(crate) fn finish(&self) -> Result<()> {
         let next_ids = std::mem::take(&mut *self.next_ids.borrow_mut());
-        for (pos, next) in next_ids.into_iter().enumerate() {
-            if let Some(next) = next {
-                self.put::<OrderedStore<String, u64>>(self.inner.ids_pos, self.table_name(pos).to_string(), next)?;
-            }
+        for (pos, next) in next_ids {
+            self.put::<OrderedStore<String, u64>>(self.inner.ids_pos, self.table_name(pos).to_string(), next)?;
         }
         Ok(())
     }
@@ -103,15 +102,15 @@ impl<'t> Transaction<'t> {
     pub(crate) fn into_parts(self) -> Parts {
         let Transaction { writes, claims, payload, .. } = self;
         let writes = writes.into_inner().into_iter().enumerate().filter_map(|(pos, w)| w.map(|w| (pos, w))).collect();
-        let claims = claims.into_inner().into_iter().enumerate().filter_map(|(pos, c)| c.map(|c| (pos, c))).collect();
-        (payload.into_inner(), writes, claims)
+        (payload.into_inner(), writes, claims.into_inner())
     }
 
     /// Takes `count` ids of the auto-id table at `pos`, returning the first: the next id after those this transaction
     /// took, else the stored counter, and never one at or below the table's largest key as this transaction sees it.
     pub(crate) fn allocate_ids<V: Value>(&self, pos: usize, count: u64) -> Result<u64> {
         type Ids<V> = OrderedStore<crate::id::Id<V>, V>;
-        let stored = self.next_ids.borrow()[pos].or_else(|| {
+        let taken = self.next_ids.borrow().iter().find(|(p, _)| *p == pos).map(|&(_, next)| next);
+        let stored = taken.or_else(|| {
             self.lookup::<OrderedStore<String, u64>>(self.inner.ids_pos, &self.table_name(pos).to_string())
                 .map(|e| e.value)
         });
@@ -124,7 +123,11 @@ impl<'t> Transaction<'t> {
         let start = stored.unwrap_or(1).max(last.saturating_add(1)).max(1);
         let exhausted = || Error::IdsExhausted { table: self.table_name(pos).to_string() };
         let end = start.checked_add(count).filter(|_| last < u64::MAX).ok_or_else(exhausted)?;
-        self.next_ids.borrow_mut()[pos] = Some(end);
+        let mut next_ids = self.next_ids.borrow_mut();
+        match next_ids.iter_mut().find(|(p, _)| *p == pos) {
+            Some((_, next)) => *next = end,
+            None => next_ids.push((pos, end)),
+        }
         Ok(start)
     }
 
@@ -134,7 +137,14 @@ impl<'t> Transaction<'t> {
         let mut claims = self.claims.borrow_mut();
         self.inner.read(|state| {
             let indexes = state.table::<S>(pos).indexes();
-            let own = claims[pos].get_or_insert_with(|| indexes.iter().map(|_| None).collect());
+            let at = match claims.iter().position(|(p, _)| *p == pos) {
+                Some(at) => at,
+                None => {
+                    claims.push((pos, indexes.iter().map(|_| None).collect()));
+                    claims.len() - 1
+                }
+            };
+            let own = &mut claims[at].1;
             for record in [false, true] {
                 for (i, index) in indexes.iter().enumerate().filter(|(_, ix)| ix.unique()) {
                     let pending: Vec<Option<&AnyBox>> =
@@ -248,12 +258,9 @@ impl<'t> Transaction<'t> {
     ) -> Vec<Shared<S::K, S::V>> {
         let holder = {
             let claims = self.claims.borrow();
-            let own = claims[pos].as_ref().and_then(|c| c[index].as_ref());
+            let own = claims.iter().find(|(p, _)| *p == pos).and_then(|(_, c)| c[index].as_ref());
             self.inner.read(|state| {
-                let store = state.tables[pos]
-                    .index(index)
-                    .downcast_ref::<UniqueStore<S::K, S::V, IK>>()
-                    .expect("an index's store type is fixed by the schema");
+                let store = state.index::<UniqueStore<S::K, S::V, IK>>(pos, index);
                 let pending: Vec<Option<&AnyBox>> =
                     self.pending.iter().rev().map(|c| c.claims(pos).and_then(|cl| cl[index].as_ref())).collect();
                 store.holder(ik, own, &pending).cloned()
@@ -277,10 +284,7 @@ impl<'t> Transaction<'t> {
             own.into_iter().chain(self.pending.iter().rev().filter_map(|c| c.writes::<S>(pos))).collect();
         let shadowed = |k: &S::K, upto: usize| layers[..upto].iter().any(|l| l.get(k).is_some());
         self.inner.read(|state| {
-            let store = state.tables[pos]
-                .index(index)
-                .downcast_ref::<MultiStore<S::K, S::V, IK>>()
-                .expect("an index's store type is fixed by the schema");
+            let store = state.index::<MultiStore<S::K, S::V, IK>>(pos, index);
             let published = store.get(ik).into_iter().flat_map(|b| b.iter());
             let mut out: Vec<_> = published.filter(|e| !shadowed(&e.key, layers.len())).cloned().collect();
             for (i, layer) in layers.iter().enumerate() {

@@ -50,12 +50,9 @@ pub(crate) fn parse(buf: &[u8], pos: usize, eof: bool) -> Parsed {
     if h.iter().all(|&b| b == 0) {
         return Parsed::End;
     }
-    // The length is trusted only once the header's checksum matches.
-    let stored = u32::from_le_bytes(h[28..32].try_into().expect("4 bytes"));
-    if crc32c::crc32c(&h[0..28]) != stored {
+    let Some(need) = frame::checked_len(h) else {
         return Parsed::Bad("frame header checksum mismatch");
-    }
-    let need = HEADER_LEN + u32::from_le_bytes(h[0..4].try_into().expect("4 bytes")) as usize;
+    };
     if rest.len() < need && !eof {
         return Parsed::More(need);
     }
@@ -256,15 +253,7 @@ fn anomaly(inner: &Inner, after: u64, path: &Path, offset: u64, what: String) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::frame::KIND_TXN;
-
-    fn frame(seq: u64, payload: &[u8]) -> Vec<u8> {
-        let h = FrameHeader::for_payload(KIND_TXN, seq, seq - 1, payload);
-        let mut v = h.encode().to_vec();
-        v.extend_from_slice(payload);
-        v.resize(h.frame_len(), 0);
-        v
-    }
+    use crate::log::frame::frame;
 
     #[test]
     fn a_whole_frame_parses_and_a_cut_one_asks_for_more_unless_the_file_ends() {

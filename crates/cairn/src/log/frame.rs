@@ -65,6 +65,14 @@ pub(crate) fn padded(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
 }
 
+/// The length of the whole frame (header and payload, before padding) whose header is `h`, if the header's checksum
+/// matches: a length is trusted only then.
+pub(crate) fn checked_len(h: &[u8]) -> Option<usize> {
+    let stored = u32::from_le_bytes(h[28..32].try_into().expect("4 bytes"));
+    (crc32c::crc32c(&h[0..28]) == stored)
+        .then(|| HEADER_LEN + u32::from_le_bytes(h[0..4].try_into().expect("4 bytes")) as usize)
+}
+
 /// What is found at one position of a segment.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Probe<'a> {
@@ -88,8 +96,7 @@ pub(crate) fn probe(buf: &[u8], pos: usize) -> Probe<'_> {
     if h.iter().all(|&b| b == 0) {
         return Probe::Zeros;
     }
-    let stored = u32::from_le_bytes(h[28..32].try_into().expect("4 bytes"));
-    if crc32c::crc32c(&h[0..28]) != stored {
+    if checked_len(h).is_none() {
         return Probe::Bad("frame header checksum mismatch");
     }
     let header = FrameHeader {
@@ -115,17 +122,19 @@ pub(crate) fn probe(buf: &[u8], pos: usize) -> Probe<'_> {
     Probe::Frame { header, payload }
 }
 
+/// Test support: the padded frame of transaction `seq` carrying `payload`, with `durable` = `seq - 1`.
+#[cfg(test)]
+pub(crate) fn frame(seq: u64, payload: &[u8]) -> Vec<u8> {
+    let h = FrameHeader::for_payload(KIND_TXN, seq, seq - 1, payload);
+    let mut v = h.encode().to_vec();
+    v.extend_from_slice(payload);
+    v.resize(h.frame_len(), 0);
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn frame(seq: u64, payload: &[u8]) -> Vec<u8> {
-        let h = FrameHeader::for_payload(KIND_TXN, seq, seq - 1, payload);
-        let mut v = h.encode().to_vec();
-        v.extend_from_slice(payload);
-        v.resize(h.frame_len(), 0);
-        v
-    }
 
     #[test]
     fn round_trip_and_padding() {

@@ -18,6 +18,11 @@ impl State {
         let table: &dyn Any = &*self.tables[pos];
         table.downcast_ref::<S>().expect("a table's store type is fixed when the database opens")
     }
+
+    /// Index `i` of the table at `pos`, with the store type the schema declared it with.
+    pub(crate) fn index<T: 'static>(&self, pos: usize, i: usize) -> &T {
+        self.tables[pos].index(i).downcast_ref::<T>().expect("an index's store type is fixed by the schema")
+    }
 }
 
 /// A committed transaction on its way to readers: its sequence number, a write set per table it touched, and the
