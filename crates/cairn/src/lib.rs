@@ -44,6 +44,7 @@
 #![warn(clippy::unwrap_used)]
 
 mod db;
+pub mod describe;
 mod error;
 mod feed;
 mod format;

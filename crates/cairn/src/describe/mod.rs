@@ -1,0 +1,22 @@
+//! Descriptions of serde types, derived from the types themselves: what Cairn stores as a database's schema, and
+//! what it uses to read records written by another version of the schema.
+//!
+//! - [`TypeDescription`] is the shape of one serde type as postcard encodes it: primitives, options, sequences,
+//!   maps, tuples, and named structs and enums with their field and variant names.
+//! - `trace` derives a description from a type (no hand-written description, no derive: it drives the type's own
+//!   `Deserialize` to make sample values, then its `Serialize` to record their shapes).
+//! - `value` decodes postcard bytes by a writer's description into a dynamic value, and deserializes any serde type
+//!   from it by name: fields are matched by name (absent ones take their serde default, unknown ones are skipped),
+//!   enum variants by name.
+//! - `compat` decides whether records written under one description can be read as another, and says where not.
+
+mod compat;
+mod shape;
+mod trace;
+mod value;
+
+pub use shape::{Container, Field, Shape, TypeDescription, Variant, VariantContent};
+
+pub(crate) use compat::{check_compatible, check_key_compatible, Incompatibility};
+pub(crate) use trace::{describe, TraceError};
+pub(crate) use value::{decode_as, ResolveError};
