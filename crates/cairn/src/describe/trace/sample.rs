@@ -32,6 +32,12 @@ pub(super) struct Explorer {
     /// The containers being deserialized, outermost first.
     stack: Vec<&'static str>,
     enums: BTreeMap<&'static str, EnumInfo>,
+    /// The enum variants being deserialized, outermost first.
+    active: Vec<(&'static str, u32)>,
+    /// The enums met inside each enum variant, in any run.
+    leads: BTreeMap<(&'static str, u32), BTreeSet<&'static str>>,
+    /// The enums with a variant not built yet, or a variant that leads to one: where the search should go.
+    hungry: BTreeSet<&'static str>,
     /// Whether options are `None` and sequences empty first (a minimal sample) rather than last.
     empty_first: bool,
 }
@@ -85,12 +91,24 @@ impl Explorer {
     pub(super) fn restart(&mut self, empty_first: bool) {
         self.choices.clear();
         self.empty_first = empty_first;
+        self.hungry =
+            self.enums.iter().filter(|(_, info)| info.uncovered().next().is_some()).map(|(&name, _)| name).collect();
+        loop {
+            let leading = self.leads.iter().filter(|(_, met)| !met.is_disjoint(&self.hungry));
+            let more: Vec<&'static str> =
+                leading.map(|(&(name, _), _)| name).filter(|name| !self.hungry.contains(name)).collect();
+            if more.is_empty() {
+                break;
+            }
+            self.hungry.extend(more);
+        }
     }
 
     /// Runs `T::deserialize` once, replaying the recorded decisions and choosing first alternatives after them.
     pub(super) fn run<T: de::DeserializeOwned>(&mut self) -> Result<T, Failure> {
         self.position = 0;
         self.stack.clear();
+        self.active.clear();
         T::deserialize(&mut *self)
     }
 
@@ -170,8 +188,12 @@ impl Explorer {
         Ok((self.choose(2)? == 0) == self.empty_first)
     }
 
-    /// Chooses a variant of enum `name`: those no successful run built come first.
+    /// Chooses a variant of enum `name`: those no successful run built come first, then those that lead to an enum
+    /// with such variants, then the others.
     fn choose_variant(&mut self, name: &'static str, listed: &'static [&'static str]) -> Result<u32, Failure> {
+        for outer in &self.active {
+            self.leads.entry(*outer).or_default().insert(name);
+        }
         self.enums.entry(name).or_insert_with(|| EnumInfo {
             listed,
             count: None,
@@ -180,7 +202,10 @@ impl Explorer {
         });
         let index = self.choose_with(|explorer| {
             let info = &explorer.enums[name];
-            let order = info.uncovered().chain(info.covered.iter().copied()).collect();
+            let leads_to_hungry =
+                |index: &u32| explorer.leads.get(&(name, *index)).is_some_and(|met| !met.is_disjoint(&explorer.hungry));
+            let (towards, others): (Vec<u32>, Vec<u32>) = info.covered.iter().partition(|index| leads_to_hungry(index));
+            let order = info.uncovered().chain(towards).chain(others).collect();
             Alternatives::Variants { name, order }
         })?;
         Ok(index as u32)
@@ -353,7 +378,11 @@ impl<'de> de::Deserializer<'de> for &mut Explorer {
     ) -> Result<V::Value, Failure> {
         self.within(name, |explorer| {
             let index = explorer.choose_variant(name, variants)?;
-            visitor.visit_enum(Variant { explorer, name, index })
+            explorer.active.push((name, index));
+            let depth = explorer.active.len() - 1;
+            let value = visitor.visit_enum(Variant { explorer: &mut *explorer, name, index });
+            explorer.active.truncate(depth);
+            value
         })
     }
 }

@@ -297,3 +297,22 @@ fn what_cannot_be_described_is_refused_with_a_reason() {
     let error = describe::<Never>().unwrap_err().message;
     assert!(error.contains("Never"), "{error}");
 }
+
+#[derive(Serialize, Deserialize)]
+enum Top {
+    A,
+    B(Inner),
+}
+
+#[derive(Serialize, Deserialize)]
+enum Inner {
+    X,
+    Y,
+}
+
+#[test]
+fn covered_variants_that_lead_to_uncovered_ones_are_taken_again() {
+    // Once `Top::B(Inner::X)` is built, every variant of `Top` is covered; `B` must still be chosen over `A` to reach
+    // `Inner::Y`.
+    assert_eq!(printed::<Top>(), "Top\nenum Inner { X, Y }\nenum Top { A, B(Inner) }");
+}
