@@ -153,9 +153,9 @@ fn render(root: &str, trail: &[Step]) -> String {
             Step::Key(key) => path.push_str(&format!("[{key}]")),
         }
     }
-    match path.strip_prefix('.') {
-        Some(rest) => rest.to_owned(),
-        None if path.is_empty() => "(root)".to_owned(),
-        None => path,
+    if path.is_empty() {
+        "(root)".to_owned()
+    } else {
+        path
     }
 }
