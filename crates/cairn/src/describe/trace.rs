@@ -9,8 +9,9 @@
 //!
 //! Limits: a type must be one postcard can decode (no `deserialize_any`: untagged or internally tagged enums,
 //! `flatten`); a validating `Deserialize` must accept one of a few candidate values (see `sample`); a generic type
-//! used with two parameters has two shapes under one serde name, which is refused; a sequence or option that only a
-//! recursion deeper than two levels fills stays [`Shape::Unknown`](super::Shape::Unknown).
+//! used with two parameters has two shapes under one serde name, which is refused; an option or sequence whose content
+//! no sample could hold (a validating element no candidate passes, or a type that has no finite values) is refused
+//! rather than left [`Shape::Unknown`], since records holding one could not be read back.
 
 mod record;
 mod sample;
@@ -22,7 +23,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{de, ser, Serialize};
 
-use super::TypeDescription;
+use super::{Container, Field, Shape, TypeDescription, VariantContent};
 use record::Recorder;
 use sample::Explorer;
 
@@ -51,7 +52,9 @@ pub(crate) fn describe<T: Serialize + DeserializeOwned>() -> Result<TypeDescript
     let mut explorer = Explorer::default();
     let mut recorder = Recorder::default();
     let mut runs = 0;
+    // The last failure, and the last that was not just recursion going too deep: the likelier cause.
     let mut last_error = String::new();
+    let mut last_cause = String::new();
     let mut minimal = false;
     loop {
         explorer.restart(minimal);
@@ -69,7 +72,12 @@ pub(crate) fn describe<T: Serialize + DeserializeOwned>() -> Result<TypeDescript
             match outcome {
                 Ok(()) => break true,
                 Err(failure) if failure.fatal => return Err(fail(failure.message)),
-                Err(failure) => last_error = failure.message,
+                Err(failure) => {
+                    if !failure.recursion {
+                        last_cause.clone_from(&failure.message);
+                    }
+                    last_error = failure.message;
+                }
             }
             if !explorer.backtrack() {
                 break false;
@@ -79,8 +87,16 @@ pub(crate) fn describe<T: Serialize + DeserializeOwned>() -> Result<TypeDescript
             return Err(fail(format!("no value of it could be made; the last attempt failed with: {last_error}")));
         }
         if minimal {
-            let root = recorder.root.unwrap_or(super::Shape::Unknown);
-            return Ok(TypeDescription { root, types: recorder.types });
+            let root = recorder.root.unwrap_or(Shape::Unknown);
+            let description = TypeDescription { root, types: recorder.types };
+            if let Some(path) = unknown_position(&description) {
+                let cause = if last_cause.is_empty() { &last_error } else { &last_cause };
+                return Err(fail(format!(
+                    "no value could be made for `{path}`, so records holding one could not be read back; the last \
+                     attempt failed with: {cause}"
+                )));
+            }
+            return Ok(description);
         }
         let progress = found && explorer.succeeded();
         let uncovered = explorer.uncovered();
@@ -99,6 +115,51 @@ pub(crate) fn describe<T: Serialize + DeserializeOwned>() -> Result<TypeDescript
     }
 }
 
+/// Where the description still has a [`Shape::Unknown`]: an option or sequence whose content no sample had.
+fn unknown_position(description: &TypeDescription) -> Option<String> {
+    let root = unknown_in(&description.root, String::new());
+    let mut containers = description.types.iter();
+    root.or_else(|| {
+        containers.find_map(|(name, container)| match container {
+            Container::Unit => None,
+            Container::Newtype(shape) => unknown_in(shape, format!("{name}.0")),
+            Container::Tuple(shapes) => unknown_in_all(shapes, name),
+            Container::Struct(fields) => unknown_in_fields(fields, name),
+            Container::Enum(variants) => variants.iter().find_map(|variant| {
+                let path = format!("{name}::{}", variant.name);
+                match &variant.content {
+                    VariantContent::Unit => None,
+                    VariantContent::Newtype(shape) => unknown_in(shape, format!("{path}.0")),
+                    VariantContent::Tuple(shapes) => unknown_in_all(shapes, &path),
+                    VariantContent::Struct(fields) => unknown_in_fields(fields, &path),
+                }
+            }),
+        })
+    })
+}
+
+fn unknown_in(shape: &Shape, path: String) -> Option<String> {
+    match shape {
+        Shape::Unknown if path.is_empty() => Some("(root)".to_owned()),
+        Shape::Unknown => Some(path),
+        Shape::Option(inner) => unknown_in(inner, path),
+        Shape::Seq(element) => unknown_in(element, format!("{path}[_]")),
+        Shape::Map(key, value) => {
+            unknown_in(key, format!("{path}[key]")).or_else(|| unknown_in(value, format!("{path}[_]")))
+        }
+        Shape::Tuple(shapes) => unknown_in_all(shapes, &path),
+        _ => None,
+    }
+}
+
+fn unknown_in_all(shapes: &[Shape], path: &str) -> Option<String> {
+    shapes.iter().enumerate().find_map(|(position, shape)| unknown_in(shape, format!("{path}.{position}")))
+}
+
+fn unknown_in_fields(fields: &[Field], path: &str) -> Option<String> {
+    fields.iter().find_map(|field| unknown_in(&field.shape, format!("{path}.{}", field.name)))
+}
+
 fn variant_label(variant: &sample::Uncovered) -> String {
     match variant.listed_name {
         Some(name) => format!("variant {} (`{name}`) of enum `{}`", variant.index, variant.enum_name),
@@ -111,15 +172,21 @@ fn variant_label(variant: &sample::Uncovered) -> String {
 struct Failure {
     message: String,
     fatal: bool,
+    /// Whether the run failed only because a container nested too deep.
+    recursion: bool,
 }
 
 impl Failure {
     fn new(message: impl Into<String>) -> Self {
-        Failure { message: message.into(), fatal: false }
+        Failure { message: message.into(), fatal: false, recursion: false }
     }
 
     fn fatal(message: impl Into<String>) -> Self {
-        Failure { message: message.into(), fatal: true }
+        Failure { message: message.into(), fatal: true, recursion: false }
+    }
+
+    fn recursion(message: impl Into<String>) -> Self {
+        Failure { message: message.into(), fatal: false, recursion: true }
     }
 }
 

@@ -214,7 +214,7 @@ impl Explorer {
     /// Enters container `name`, or fails the run if it is already nested too deep.
     fn enter(&mut self, name: &'static str) -> Result<usize, Failure> {
         if self.stack.iter().filter(|&&entered| entered == name).count() >= MAX_NESTING {
-            return Err(Failure::new(format!("recursion: `{name}` nested more than {MAX_NESTING} deep")));
+            return Err(Failure::recursion(format!("recursion: `{name}` nested more than {MAX_NESTING} deep")));
         }
         self.stack.push(name);
         Ok(self.stack.len() - 1)

@@ -316,3 +316,49 @@ fn covered_variants_that_lead_to_uncovered_ones_are_taken_again() {
     // `Inner::Y`.
     assert_eq!(printed::<Top>(), "Top\nenum Inner { X, Y }\nenum Top { A, B(Inner) }");
 }
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum WithOther {
+    First(u8),
+    SecondOne,
+    #[serde(other)]
+    Unrecognised,
+}
+
+#[test]
+fn serde_attributes_on_variants() {
+    assert_eq!(printed::<WithOther>(), "WithOther\nenum WithOther { first(u8), second_one, unrecognised }");
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+#[derive(Clone)]
+struct Hostname(String);
+
+impl TryFrom<String> for Hostname {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.contains('.') {
+            true => Ok(Hostname(text)),
+            false => Err(format!("not a host name: {text:?}")),
+        }
+    }
+}
+
+impl From<Hostname> for String {
+    fn from(host: Hostname) -> String {
+        host.0
+    }
+}
+
+#[test]
+fn a_validator_no_candidate_satisfies_is_reported() {
+    let error = describe::<Vec<Hostname>>().unwrap_err().message;
+    assert!(error.contains("Hostname"), "{error}");
+    assert!(error.contains("no value could be made for `[_]`"), "{error}");
+    assert!(error.contains("the last attempt failed with: not a host name: \"a\""), "{error}");
+    let error = describe::<Hostname>().unwrap_err().message;
+    assert!(error.contains("no value of it could be made; the last attempt failed with: not a host name"), "{error}");
+}
