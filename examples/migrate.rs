@@ -1,7 +1,9 @@
 //! An explicit migration: copy a `SchemaV1` database into a `SchemaV2` one through `From` conversions.
 //!
-//! Compatible changes need no migration (see docs/schema-evolution.md once it exists); this is the path for a change
-//! that is not compatible, here splitting a `name` field in two and changing a key type.
+//! Compatible changes need no migration (docs/schema-evolution.md, `examples/evolve.rs`); this is the path for a
+//! change that is not compatible, here splitting a `name` field in two, widening `balance` and changing the key type.
+//! Opening the old database with the new schema is refused, naming the table, the field and both versions; the
+//! data moves by copying it, converted with `From`, into a new database in one transaction.
 //! Run: `cargo run --example migrate`.
 
 use serde::{Deserialize, Serialize};
@@ -59,11 +61,24 @@ fn main() -> Result<(), cairn::Error> {
         Ok::<_, cairn::Error>(())
     })?;
 
+    drop(old);
+
+    // The new types cannot read the old records in place: the open says why and changes nothing.
+    match v2::SchemaV2::open(dir.join("v1")) {
+        Err(e @ cairn::Error::IncompatibleSchema { .. }) => println!("refused, as it should be:\n  {e}"),
+        other => panic!("expected the new schema to be refused, got {other:?}"),
+    }
+
     // The whole copy is one transaction: the new database has all of it or none of it.
+    let old = v1::SchemaV1::open(dir.join("v1"))?;
     let new = v2::SchemaV2::open(dir.join("v2"))?;
+    let total = old.accounts.len();
     new.transaction(|tx| {
-        for (id, account) in old.accounts.iter() {
+        for (done, (id, account)) in old.accounts.iter().enumerate() {
             tx.accounts.insert(id.into(), account.into())?;
+            if (done + 1) % 1000 == 0 || done + 1 == total {
+                println!("copied {} of {total}", done + 1);
+            }
         }
         Ok::<_, cairn::Error>(())
     })?;

@@ -198,6 +198,31 @@ fn camel(name: &Ident) -> String {
         .collect()
 }
 
+/// Splits a table's attributes into the ones passed on to its fields and the old names of
+/// `#[renamed_from(old_name, ...)]`.
+fn renamed_from(attrs: &[Attribute]) -> syn::Result<(Vec<Attribute>, Vec<String>)> {
+    let mut kept = Vec::new();
+    let mut old = Vec::new();
+    for attr in attrs {
+        if !attr.path().is_ident("renamed_from") {
+            kept.push(attr.clone());
+            continue;
+        }
+        let names =
+            attr.parse_args_with(syn::punctuated::Punctuated::<Ident, Token![,]>::parse_terminated).map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected `#[renamed_from(old_name)]`: the table's earlier name(s), as identifiers",
+                )
+            })?;
+        if names.is_empty() {
+            return Err(syn::Error::new_spanned(attr, "`#[renamed_from(..)]` needs the table's earlier name"));
+        }
+        old.extend(names.iter().map(|n| n.to_string()));
+    }
+    Ok((kept, old))
+}
+
 fn expand(s: &SchemaInput) -> TokenStream2 {
     let SchemaInput { attrs, vis, name, tables } = s;
     let txn = format_ident!("{}Txn", name);
@@ -214,6 +239,10 @@ fn expand(s: &SchemaInput) -> TokenStream2 {
     for (pos, t) in tables.iter().enumerate() {
         let TableInput { attrs, name: field, kind, key, value, indexes } = t;
         let table_name = field.to_string();
+        let (attrs, old_names) = match renamed_from(attrs) {
+            Ok(split) => split,
+            Err(e) => return e.to_compile_error(),
+        };
         let (handle, txn_handle, read_handle, def, txn_new) = match kind {
             Kind::Hash => (quote!(Table), quote!(TxnTable), quote!(TableRead), quote!(hash), quote!(__new)),
             Kind::Ordered | Kind::Auto => (
@@ -230,7 +259,10 @@ fn expand(s: &SchemaInput) -> TokenStream2 {
             let index_name = name.to_string();
             quote!(#cairn::IndexDef::<#key, #value>::#ctor::<#ik>(#index_name, #ordered, #extract))
         });
-        defs.push(quote!(#cairn::TableDef::#def::<#key, #value>(#table_name, ::std::vec![#(#index_defs),*])));
+        defs.push(quote!(
+            #cairn::TableDef::#def::<#key, #value>(#table_name, ::std::vec![#(#index_defs),*])
+                .renamed_from(&[#(#old_names),*])
+        ));
         if indexes.is_empty() {
             fields.push(quote!(#(#attrs)* pub #field: #cairn::#handle<#key, #value>));
             txn_fields.push(quote!(#(#attrs)* pub #field: #cairn::#txn_handle<'t, #key, #value>));

@@ -75,6 +75,76 @@ pub enum Error {
         /// What serde said.
         message: String,
     },
+    /// The types of a table cannot be described (see [`crate::describe`]), so the database cannot store its schema.
+    #[error(
+        "table `{table}`: cannot describe its {what} type to store it in the schema: {message}. Types whose \
+         `Deserialize` accepts no simple value (an empty or zero-filled string, bytes or number) cannot be traced: \
+         wrap the value in a type that can, or report the type to Cairn"
+    )]
+    Describe {
+        /// The table.
+        table: String,
+        /// "key" or "value".
+        what: &'static str,
+        /// What failed, naming the type.
+        message: String,
+    },
+    /// Records of a table were written by a schema version whose types the running schema cannot read: a type or a
+    /// key changed incompatibly. Nothing was read or written.
+    #[error(
+        "table `{table}`: records written by schema version {writer_version} hold {writer} at `{path}`, where this \
+         build's schema (version {reader_version}) has {reader}; this change is not compatible \
+         (docs/schema-evolution.md). Keep the old type, or migrate: open the database with the old types and copy \
+         the records into a database of the new ones (examples/migrate.rs)"
+    )]
+    IncompatibleSchema {
+        /// The table.
+        table: String,
+        /// Where in the key or value, as `key` or `value` followed by the path, e.g. `value: Account.balance`.
+        path: String,
+        /// The schema version that wrote the records.
+        writer_version: u32,
+        /// The writer's type at `path`.
+        writer: String,
+        /// The running schema's version.
+        reader_version: u32,
+        /// The running schema's type at `path`.
+        reader: String,
+    },
+    /// A record written by another schema version cannot be built as the running schema's type, most often because
+    /// a field the code added has no default. Nothing was written.
+    #[error(
+        "table `{table}`: a record written by schema version {writer_version} ({file} at offset {offset}) cannot be \
+         read as this build's type: at `{path}`: {message}. Give a field that is new `#[serde(default)]` (or make it \
+         an `Option`), or migrate (docs/schema-evolution.md)"
+    )]
+    RecordIncompatible {
+        /// The table.
+        table: String,
+        /// The schema version that wrote the record.
+        writer_version: u32,
+        /// The file the record was read from.
+        file: PathBuf,
+        /// Where in that file the record starts.
+        offset: u64,
+        /// Where in the value.
+        path: String,
+        /// What serde said, e.g. "missing field `age`".
+        message: String,
+    },
+    /// The database holds a schema description this build cannot read: it was written by a newer Cairn.
+    #[error(
+        "database {path}: schema version {version} is stored in a form this build cannot read ({message}); use the \
+         Cairn that wrote it or a newer one"
+    )]
+    SchemaUnreadable {
+        /// The database directory.
+        path: PathBuf,
+        /// The schema version.
+        version: u32,
+        /// What failed.
+        message: String,
+    },
     /// A write was attempted from inside a read closure of the same thread; it would wait for itself.
     #[error("cannot write inside a read closure (`read`) on the same thread: finish reading first")]
     WriteInsideRead,

@@ -46,6 +46,7 @@
 mod db;
 pub mod describe;
 mod error;
+mod evolve;
 mod feed;
 mod format;
 #[doc(hidden)]
@@ -92,6 +93,10 @@ pub use cairn_macros::schema;
 // Opening a database.
 pub use db::Db;
 pub use options::{Builder, Durability};
+
+// Schema evolution: the stored schema.
+pub use db::Unreadable;
+pub use evolve::{IndexDescription, SchemaDescription, TableDescription};
 
 // Backup.
 pub use db::backup::Backup;

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::describe::{describe, TraceError, TypeDescription};
 use crate::store::index::{IndexKey, IndexStore, Indexes, MultiStore, UniqueStore};
 use crate::store::TableStore;
 
@@ -33,12 +34,20 @@ impl TableKind {
     }
 }
 
+/// Describes a table's key and value types; on failure, says which ("key" or "value").
+pub(crate) type DescribeFn = fn() -> Result<(TypeDescription, TypeDescription), (&'static str, TraceError)>;
+
 /// One table of a schema, as the `schema!` macro describes it.
 pub struct TableDef {
     pub(crate) name: &'static str,
     pub(crate) kind: TableKind,
     /// The names of the table's indexes, and whether each is unique.
     pub(crate) indexes: Vec<(&'static str, bool)>,
+    /// Earlier names of the table (`#[renamed_from(..)]`), tried in order when its name is not on disk.
+    pub(crate) old_names: Vec<&'static str>,
+    /// Describes the key and value types (see [`crate::describe`]).
+    /// On failure, says which ("key" or "value").
+    pub(crate) describe: DescribeFn,
     pub(crate) make: Arc<dyn Fn() -> Box<dyn TableStore> + Send + Sync>,
 }
 
@@ -48,6 +57,7 @@ impl fmt::Debug for TableDef {
             .field("name", &self.name)
             .field("kind", &self.kind)
             .field("indexes", &self.indexes)
+            .field("old_names", &self.old_names)
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +104,20 @@ impl TableDef {
     pub fn indexes(&self) -> &[(&'static str, bool)] {
         &self.indexes
     }
+
+    /// The table's earlier names, from `#[renamed_from(..)]`.
+    pub fn old_names(&self) -> &[&'static str] {
+        &self.old_names
+    }
+
+    /// Used by `schema!`: the table was called `names` before (`#[renamed_from(..)]`). A database that has a table
+    /// of one of these names and none of the new one opens it under the new name; the name on disk stays, so code
+    /// that still uses the old name keeps working too.
+    #[doc(hidden)]
+    pub fn renamed_from(mut self, names: &[&'static str]) -> Self {
+        self.old_names.extend_from_slice(names);
+        self
+    }
 }
 
 /// A schema: the struct `schema!` generates. Not meant to be implemented by hand.
@@ -135,6 +159,10 @@ impl TableDef {
             name,
             kind: S::KIND,
             indexes: names,
+            old_names: Vec::new(),
+            describe: || {
+                Ok((describe::<S::K>().map_err(|e| ("key", e))?, describe::<S::V>().map_err(|e| ("value", e))?))
+            },
             make: Arc::new(move || Box::new(S::with_indexes(protos.clone()))),
         }
     }

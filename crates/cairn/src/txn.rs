@@ -169,7 +169,24 @@ impl<'t> Transaction<'t> {
     }
 
     pub(crate) fn create_table(&self, id: u32, kind: TableKind, name: &str) {
-        record::put_create(&mut self.payload.borrow_mut(), id, kind, name);
+        let mut payload = self.payload.borrow_mut();
+        self.begin_payload(&mut payload);
+        record::put_create(&mut payload, id, kind, name);
+    }
+
+    /// Writes the definition of schema version `version` (at open, when the running schema is new).
+    pub(crate) fn define_schema(&self, version: u32, description: &[u8]) {
+        let mut payload = self.payload.borrow_mut();
+        self.begin_payload(&mut payload);
+        record::put_schema(&mut payload, version, description);
+    }
+
+    /// Starts the payload, if it is empty, with the running schema's version: every put after it was encoded by
+    /// that version. (A transaction that writes nothing leaves the payload empty and makes no frame.)
+    fn begin_payload(&self, payload: &mut Vec<u8>) {
+        if payload.is_empty() {
+            record::put_writer(payload, self.inner.schema_version);
+        }
     }
 
     fn table_name(&self, pos: usize) -> &'static str {
@@ -212,6 +229,7 @@ impl<'t> Transaction<'t> {
             let mut payload = self.payload.borrow_mut();
             let mut scratch = self.scratch.borrow_mut();
             let start = payload.len();
+            self.begin_payload(&mut payload);
             record::begin_put(&mut payload, self.inner.tables[pos].id);
             let encoded = record::put_serialized(&mut payload, &mut scratch, &key)
                 .map_err(|e| self.encode_err(pos, "key", e))
@@ -237,6 +255,7 @@ impl<'t> Transaction<'t> {
             let mut payload = self.payload.borrow_mut();
             let mut scratch = self.scratch.borrow_mut();
             let start = payload.len();
+            self.begin_payload(&mut payload);
             record::begin_delete(&mut payload, self.inner.tables[pos].id);
             if let Err(e) = record::put_serialized(&mut payload, &mut scratch, &prior.key) {
                 payload.truncate(start);

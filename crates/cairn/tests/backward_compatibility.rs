@@ -103,9 +103,31 @@ fn format_v1_opens() {
     let (docs, order) = expected();
     assert_eq!(db.docs.iter().collect::<BTreeMap<_, _>>(), docs);
     assert_eq!(db.order.iter().collect::<BTreeMap<_, _>>(), order);
+    assert_eq!(db.db().schema_version(), 1, "the first open by format 2 stores the schema as version 1");
     db.docs.insert("new".into(), doc(1)).unwrap();
+    drop(db);
+
+    // The format-1 segment was continued only to be rolled: the new frames are in a segment of the current format,
+    // and a reopen replays both (the old one's puts as schema version 0, read as the running types).
+    let mut segments: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segments.sort();
+    assert_eq!(segments.len(), 2, "{segments:?}");
+    let header_version = |p: &Path| u32::from_le_bytes(std::fs::read(p).unwrap()[8..12].try_into().unwrap());
+    assert_eq!(header_version(&segments[0]), 1);
+    assert_eq!(header_version(&segments[1]), 2);
+    let db = Fixture::open(work.path()).unwrap();
+    assert_eq!(db.docs.len(), docs.len() + 1);
+    assert_eq!(db.order.iter().collect::<BTreeMap<_, _>>(), order);
+    assert_eq!(db.db().schema_version(), 1);
+    assert_eq!(db.db().schemas().len(), 1);
     db.compact().unwrap();
     drop(db);
     let db = Fixture::open(work.path()).unwrap();
     assert_eq!(db.docs.len(), docs.len() + 1);
+    assert_eq!(db.docs.get("new"), Some(doc(1)));
+    assert_eq!(db.db().schema_version(), 1, "the stored schema survives compaction");
 }

@@ -11,6 +11,7 @@ pub(crate) mod compact;
 mod group;
 pub(crate) mod open;
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
+use crate::evolve::{SchemaDescription, TablePlans};
 use crate::options::Durability;
 use crate::storage::Storage;
 use crate::store::read::{self, Reader};
@@ -71,7 +73,31 @@ pub(crate) struct Inner {
     pub(crate) snapshot: Mutex<Option<(u64, PathBuf)>>,
     pub(crate) compact_after: Option<u64>,
     pub(crate) background: Arc<Background>,
+    /// The running schema's version: every put this process writes says so.
+    pub(crate) schema_version: u32,
+    /// Every schema version stored in the database, the running one included.
+    pub(crate) schemas: BTreeMap<u32, Arc<SchemaDescription>>,
+    /// How each table (by position) reads the records of each schema version.
+    pub(crate) plans: Vec<Arc<TablePlans>>,
+    /// Records found at open that the running types cannot represent.
+    pub(crate) unreadable: Vec<Unreadable>,
     pub(crate) _lock: Box<dyn Debug + Send + Sync>,
+}
+
+/// A record found at open that the running schema cannot read, though the database can: it holds an enum variant
+/// the running code does not know (written by a newer schema version). It is kept on disk as it is, through
+/// compaction and backup, but the table does not show it; writing or removing its key replaces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Unreadable {
+    /// The table.
+    pub table: String,
+    /// The key, as stored (postcard); decode it with the table's key type.
+    pub key: Vec<u8>,
+    /// The schema version that wrote the record.
+    pub schema_version: u32,
+    /// Why it cannot be read, naming the enum and the variant.
+    pub reason: String,
 }
 
 impl Inner {
@@ -231,6 +257,24 @@ impl Db {
     /// Tables found on disk that the schema does not declare. They are kept, untouched, through compaction.
     pub fn unknown_tables(&self) -> &[String] {
         &self.inner.unknown_tables
+    }
+
+    /// The version number of the running schema in this database (see docs/schema-evolution.md). Versions count
+    /// from 1; opening with types described exactly as a stored version reuses its number.
+    pub fn schema_version(&self) -> u32 {
+        self.inner.schema_version
+    }
+
+    /// Every schema version stored in the database, the running one included: the tables with their key and value
+    /// types, as described from the Rust types of the code that opened it.
+    pub fn schemas(&self) -> &BTreeMap<u32, Arc<SchemaDescription>> {
+        &self.inner.schemas
+    }
+
+    /// Records found at open that the running schema cannot read (an enum variant it does not know), as of the
+    /// open. Empty unless a newer schema wrote to this database.
+    pub fn unreadable(&self) -> &[Unreadable] {
+        &self.inner.unreadable
     }
 
     /// Folds the log into a new snapshot now, and drops the log before it. Readers and writers go on meanwhile.

@@ -7,8 +7,11 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::commit::Pipeline;
+use super::Unreadable;
 use super::{Background, Db, Inner, TableInfo, Writer};
 use crate::error::{Corruption, Error, Result};
+use crate::evolve::{self, Plan};
+use crate::format::FORMAT_VERSION;
 use crate::log::frame::HEADER_LEN as FRAME_HEADER_LEN;
 use crate::log::record::{self, Op};
 use crate::log::scan::{self, SegmentData};
@@ -20,7 +23,7 @@ use crate::snapshot::{self, CatalogEntry, Snapshot};
 use crate::storage::Storage;
 use crate::store::read::Reader;
 use crate::store::state::State;
-use crate::store::{DecodeFailure, LoadBatch, TableStore};
+use crate::store::{DecodeFailure, FailureKind, LoadBatch, TableStore};
 
 /// The name of the lock file in a database directory.
 pub(crate) const LOCK_FILE: &str = "LOCK";
@@ -84,14 +87,17 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
         segments.iter().zip(&bytes).map(|((_, path), bytes)| SegmentData { path, bytes }).collect();
     let scanned = scan::scan(&data, snap_seq)?;
 
-    // The catalog: the snapshot's, then the tables created in the log.
+    // The catalog: the snapshot's, then the tables created in the log; the same for schema versions.
     let mut catalog: Vec<CatalogEntry> = snap.as_ref().map(|s| s.catalog.clone()).unwrap_or_default();
+    let mut raw_schemas: Vec<(u32, &[u8])> =
+        snap.as_ref().map(|s| s.schemas.iter().map(|(v, d)| (*v, &d[..])).collect()).unwrap_or_default();
     for frame in &scanned.frames {
         for op in record::ops(frame.payload(data[frame.segment].bytes)) {
             match op {
                 Ok(Op::CreateTable { table, kind, name }) if !catalog.iter().any(|c| c.id == table) => {
                     catalog.push(CatalogEntry { id: table, kind, name: name.to_string() });
                 }
+                Ok(Op::DefineSchema { schema, description }) => raw_schemas.push((schema, description)),
                 Ok(_) => {}
                 Err(at) => {
                     return Err(Corruption::new(
@@ -108,7 +114,13 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
     let mut tables = Vec::with_capacity(defs.len());
     let mut created = Vec::new();
     for def in &defs {
-        let id = match catalog.iter().find(|c| c.name == def.name) {
+        // By name, else by an earlier name (a renamed table keeps its id and its name on disk).
+        let found = catalog.iter().find(|c| c.name == def.name).or_else(|| {
+            def.old_names
+                .iter()
+                .find_map(|old| catalog.iter().find(|c| c.name == *old && !defs.iter().any(|d| d.name == *old)))
+        });
+        let id = match found {
             Some(c) => c.id,
             None => {
                 let id = next_id;
@@ -120,21 +132,61 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
         tables.push(TableInfo { name: def.name, id, unique: def.indexes.iter().any(|&(_, unique)| unique) });
     }
     let unknown_tables: Vec<String> =
-        catalog.iter().filter(|c| !defs.iter().any(|d| d.name == c.name)).map(|c| c.name.clone()).collect();
+        catalog.iter().filter(|c| !tables.iter().any(|t| t.id == c.id)).map(|c| c.name.clone()).collect();
     for name in &unknown_tables {
         tracing::warn!(dir = %dir.display(), table = %name, "table on disk is not in the schema; it is kept as it is");
     }
+
+    // The running schema against the stored versions: its version, and how each table reads each version.
+    let running = evolve::describe_schema(&defs)?;
+    let versions = evolve::resolve(dir, &defs, running, &raw_schemas)?;
+    let plans = &versions.plans;
+    // Looks up the plan for a record; refusals and undefined versions are errors here.
+    let plan_for = |pos: usize, schema: u32, file: &Path, offset: u64| -> Result<&Plan> {
+        match plans[pos].get(schema) {
+            Plan::Refuse(r) => Err(r.error(tables[pos].name)),
+            Plan::Undefined => Err(Corruption::new(
+                file,
+                offset,
+                format!(
+                    "record of table `{}` names schema version {schema}, which the database does not define",
+                    tables[pos].name
+                ),
+            )
+            .into()),
+            plan => Ok(plan),
+        }
+    };
 
     // Load the snapshot and replay the log into both copies of the state at once.
     let pos_of: HashMap<u32, usize> = tables.iter().enumerate().map(|(pos, t)| (t.id, pos)).collect();
     let mut stores: Vec<Box<dyn TableStore>> = defs.iter().map(|d| (d.make)()).collect();
     let mut twins: Vec<Box<dyn TableStore>> = stores.iter().map(|s| s.clone_boxed()).collect();
-    let decode_error = |pos: usize, file: &Path, offset: u64, f: DecodeFailure| Error::Decode {
+    let decode_error = |pos: usize, schema: u32, file: &Path, offset: u64, f: DecodeFailure| match f.kind {
+        FailureKind::Mismatch(path) => Error::RecordIncompatible {
+            table: tables[pos].name.to_string(),
+            writer_version: schema,
+            file: file.to_path_buf(),
+            offset,
+            path,
+            message: f.message,
+        },
+        _ => Error::Decode {
+            table: tables[pos].name.to_string(),
+            what: f.what,
+            file: file.to_path_buf(),
+            offset,
+            message: f.message,
+        },
+    };
+    // Records that hold an enum variant the running types lack, by (table position, key bytes): later writes to
+    // the key in the log replace them.
+    let mut unreadable: HashMap<(usize, Vec<u8>), Unreadable> = HashMap::new();
+    let unreadable_record = |pos: usize, key: &[u8], schema: u32, f: DecodeFailure| Unreadable {
         table: tables[pos].name.to_string(),
-        what: f.what,
-        file: file.to_path_buf(),
-        offset,
-        message: f.message,
+        key: key.to_vec(),
+        schema_version: schema,
+        reason: f.message,
     };
     if let Some(snap) = &snap {
         for (table, &count) in &snap.table_counts {
@@ -147,24 +199,35 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
         // Two threads decode half the blocks each into per-table batches for both copies; then one thread fills
         // each copy. (Records are unique per table, so the order of insertion does not matter.)
         let blocks = snap.record_block_count();
-        let decode = |range: std::ops::Range<usize>| -> Result<Vec<[Option<LoadBatch>; 2]>> {
+        type Decoded = (Vec<[Option<LoadBatch>; 2]>, Vec<(usize, Unreadable)>);
+        let decode = |range: std::ops::Range<usize>| -> Result<Decoded> {
             let mut batches: Vec<[Option<LoadBatch>; 2]> = (0..stores.len()).map(|_| [None, None]).collect();
-            for (offset, table, key, value) in snap.records_in(range) {
+            let mut skipped = Vec::new();
+            for (offset, table, schema, key, value) in snap.records_in(range) {
                 if let Some(&pos) = pos_of.get(&table) {
-                    stores[pos]
-                        .decode_into(&mut batches[pos], key, value)
-                        .map_err(|f| decode_error(pos, &snap.path, offset, f))?;
+                    let plan = plan_for(pos, schema, &snap.path, offset)?;
+                    match stores[pos].decode_into(&mut batches[pos], key, value, plan) {
+                        Ok(()) => {}
+                        Err(f) if f.kind == FailureKind::UnknownVariant => {
+                            skipped.push((pos, unreadable_record(pos, key, schema, f)))
+                        }
+                        Err(f) => return Err(decode_error(pos, schema, &snap.path, offset, f)),
+                    }
                 }
             }
-            Ok(batches)
+            Ok((batches, skipped))
         };
         let (first, second) = std::thread::scope(|s| {
             let second = s.spawn(|| decode(blocks / 2..blocks));
             let first = decode(0..blocks / 2);
             (first, second.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
         });
+        let ((first, skipped_first), (second, skipped_second)) = (first?, second?);
+        for (pos, u) in skipped_first.into_iter().chain(skipped_second) {
+            unreadable.insert((pos, u.key.clone()), u);
+        }
         let (mut for_a, mut for_b) = (Vec::new(), Vec::new());
-        for (pos, [a, b]) in first?.into_iter().enumerate().chain(second?.into_iter().enumerate()) {
+        for (pos, [a, b]) in first.into_iter().enumerate().chain(second.into_iter().enumerate()) {
             for_a.extend(a.map(|a| (pos, a)));
             for_b.extend(b.map(|b| (pos, b)));
         }
@@ -178,18 +241,40 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
         let seg = &data[frame.segment];
         for op in record::ops(frame.payload(seg.bytes)).flatten() {
             let (table, key, value) = match op {
-                Op::Put { table, key, value } => (table, key, Some(value)),
+                Op::Put { table, schema, key, value } => (table, key, Some((schema, value))),
                 Op::Delete { table, key } => (table, key, None),
-                Op::CreateTable { .. } => continue,
+                Op::CreateTable { .. } | Op::Writer { .. } | Op::DefineSchema { .. } => continue,
             };
-            if let Some(&pos) = pos_of.get(&table) {
-                stores[pos]
-                    .apply_encoded(&mut *twins[pos], key, value)
-                    .map_err(|f| decode_error(pos, seg.path, frame.offset as u64, f))?;
+            let Some(&pos) = pos_of.get(&table) else { continue };
+            let at = frame.offset as u64;
+            let value = match value {
+                Some((schema, v)) => Some((v, plan_for(pos, schema, seg.path, at)?, schema)),
+                None => None,
+            };
+            if !unreadable.is_empty() {
+                unreadable.remove(&(pos, key.to_vec()));
+            }
+            match stores[pos].apply_encoded(&mut *twins[pos], key, value.map(|(v, plan, _)| (v, plan))) {
+                Ok(()) => {}
+                Err(f) => {
+                    let schema = value.map_or(0, |(_, _, s)| s);
+                    if f.kind == FailureKind::UnknownVariant {
+                        unreadable.insert((pos, key.to_vec()), unreadable_record(pos, key, schema, f));
+                    } else {
+                        return Err(decode_error(pos, schema, seg.path, at, f));
+                    }
+                }
             }
         }
     }
     let last_seq = scanned.last_seq;
+    let mut unreadable: Vec<Unreadable> = unreadable.into_values().collect();
+    unreadable.sort_by(|a, b| (&a.table, &a.key).cmp(&(&b.table, &b.key)));
+    if !unreadable.is_empty() {
+        tracing::warn!(dir = %dir.display(), records = unreadable.len(), first = %unreadable[0].reason, "records written by a newer schema hold enum variants this schema does not know; they are kept on disk but not shown (Db::unreadable)");
+    }
+    let evolve::Versions { current: schema_version, define: new_schema, stored: schemas, plans } = versions;
+    drop(raw_schemas);
     drop(data);
     for (pos, store) in stores.iter().enumerate() {
         if let Some((index, key)) = store.index_collision() {
@@ -229,9 +314,14 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
         }
         _ => resume_end,
     };
+    // A segment of an older format is continued only to clean its tail, then rolled: a segment's frames are all of
+    // its header's format version.
+    let older_format = segments.len().checked_sub(1).is_some_and(|last| {
+        bytes[last].get(8..12).is_some_and(|v| u32::from_le_bytes(v.try_into().expect("4 bytes")) < FORMAT_VERSION)
+    });
     drop(bytes);
     let resumable = scanned.cut.as_ref().is_none_or(|c| c.offset != 0) && !segments.is_empty();
-    let log = match segments.last() {
+    let mut log = match segments.last() {
         Some((first, path)) if resumable => LogWriter::resume(
             storage.clone(),
             dir,
@@ -244,6 +334,14 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
         )?,
         _ => LogWriter::create(storage.clone(), dir, last_seq + 1, options.segment_size)?,
     };
+    if older_format && resumable {
+        if log.first_seq() > last_seq {
+            // No frame in it: rewrite it in place with the current header.
+            log = LogWriter::create(storage.clone(), dir, last_seq + 1, options.segment_size)?;
+        } else {
+            log.roll()?;
+        }
+    }
 
     let (writer, shared) =
         crate::store::publish::new(State { tables: stores, seq: last_seq }, State { tables: twins, seq: last_seq });
@@ -268,11 +366,18 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
         snapshot: Mutex::new(snap.map(|s| (s.seq, s.path))),
         compact_after: options.compact_after,
         background: Arc::new(Background::default()),
+        schema_version,
+        schemas,
+        plans,
+        unreadable,
         _lock: lock,
     });
     let db = Db::start(inner);
-    if !created.is_empty() {
+    if !created.is_empty() || new_schema.is_some() {
         db.inner.write(None, |tx| {
+            if let Some(description) = &new_schema {
+                tx.define_schema(schema_version, description);
+            }
             for &(id, kind, name) in &created {
                 tx.create_table(id, kind, name);
             }

@@ -10,10 +10,6 @@
 //!   enum variants by name.
 //! - `compat` decides whether records written under one description can be read as another, and says where not.
 
-// Not wired into the database yet: until the schema code calls `describe`, `decode_as` and the checks, their
-// items are unused outside this module's tests. Remove once they are called.
-#![allow(dead_code, unused_imports)]
-
 mod compat;
 mod shape;
 mod trace;

@@ -18,13 +18,18 @@ use super::log::Frame;
 use super::FeedError;
 use crate::db::Inner;
 use crate::error::{Corruption, Error};
+use crate::evolve::{Plan, TablePlans};
 use crate::log::frame::HEADER_LEN;
 use crate::log::record::{self, Op};
 use crate::schema::{Key, Value};
 use crate::store::hash::HashStore;
 use crate::store::ordered::OrderedStore;
 use crate::store::state::Committed;
-use crate::store::{decode, DecodeFailure, Entry, Store, WriteSet};
+use crate::store::{decode, decode_value, DecodeFailure, Entry, FailureKind, Store, WriteSet};
+
+/// One operation on a table as the log holds it: the encoded key, and for a put the schema version and the encoded
+/// value.
+pub(crate) type EncodedOp<'a> = (&'a [u8], Option<(u32, &'a [u8])>);
 
 /// A `Vec<Change<K, V>>` of one table, behind `Any`.
 pub(crate) type AnyChanges = Box<dyn Any + Send + Sync>;
@@ -33,19 +38,20 @@ pub(crate) type AnyChanges = Box<dyn Any + Send + Sync>;
 pub(crate) trait Decoder: Send + Sync {
     /// One transaction's operations on this table, in log order (a key, and a value or `None` for a removal), as
     /// the last change per key in first-write order.
-    fn decode(&self, ops: &[(&[u8], Option<&[u8]>)]) -> Result<AnyChanges, DecodeFailure>;
+    /// A value comes with the schema version that encoded it.
+    fn decode(&self, ops: &[EncodedOp<'_>]) -> Result<AnyChanges, DecodeFailure>;
 }
 
-struct Typed<S>(PhantomData<fn() -> S>);
+struct Typed<S>(Arc<TablePlans>, PhantomData<fn() -> S>);
 
-/// The decoder of store type `S` (see `TableStore::feed_decoder`).
-pub(crate) fn decoder<S: Store>() -> Box<dyn Decoder> {
-    Box::new(Typed::<S>(PhantomData))
+/// The decoder of store type `S` (see `TableStore::feed_decoder`), reading each schema version by `plans`.
+pub(crate) fn decoder<S: Store>(plans: Arc<TablePlans>) -> Box<dyn Decoder> {
+    Box::new(Typed::<S>(plans, PhantomData))
 }
 
 impl<S: Store> Decoder for Typed<S> {
-    fn decode(&self, ops: &[(&[u8], Option<&[u8]>)]) -> Result<AnyChanges, DecodeFailure> {
-        let mut last: Vec<(&[u8], Option<&[u8]>)> = Vec::with_capacity(ops.len());
+    fn decode(&self, ops: &[EncodedOp<'_>]) -> Result<AnyChanges, DecodeFailure> {
+        let mut last: Vec<EncodedOp<'_>> = Vec::with_capacity(ops.len());
         let mut index: HashMap<&[u8], usize> = HashMap::new();
         for &(key, value) in ops {
             match index.entry(key) {
@@ -60,7 +66,19 @@ impl<S: Store> Decoder for Typed<S> {
         for (key, value) in last {
             let key: S::K = decode(key, "key")?;
             changes.push(match value {
-                Some(value) => Change::written(Arc::new(Entry { key, value: decode(value, "value")? })),
+                Some((schema, value)) => {
+                    let value = match self.0.get(schema) {
+                        plan @ (Plan::Fast | Plan::Resolve(_)) => decode_value(value, plan)?,
+                        Plan::Refuse(_) | Plan::Undefined => {
+                            return Err(DecodeFailure {
+                                what: "value",
+                                message: format!("written by schema version {schema}, which this schema cannot read"),
+                                kind: FailureKind::Mismatch(String::new()),
+                            })
+                        }
+                    };
+                    Change::written(Arc::new(Entry { key, value }))
+                }
                 None => Change::removed_key(key),
             });
         }
@@ -168,8 +186,9 @@ struct TableDecoder {
 impl Tables {
     /// The decoders of the tables at `positions`.
     pub(crate) fn new(inner: &Inner, positions: std::ops::Range<usize>) -> Self {
-        let decoders: Vec<Box<dyn Decoder>> =
-            inner.read(|state| positions.clone().map(|pos| state.tables[pos].feed_decoder()).collect());
+        let decoders: Vec<Box<dyn Decoder>> = inner.read(|state| {
+            positions.clone().map(|pos| state.tables[pos].feed_decoder(inner.plans[pos].clone())).collect()
+        });
         let tables = positions
             .zip(decoders)
             .map(|(pos, decoder)| TableDecoder { id: inner.tables[pos].id, pos, name: inner.tables[pos].name, decoder })
@@ -179,13 +198,13 @@ impl Tables {
 
     /// The frame's changes to these tables; `None` if it wrote none of them.
     pub(crate) fn decode(&self, frame: &Frame<'_>) -> Result<Option<Txn>, FeedError> {
-        type Ops<'a> = Vec<(&'a [u8], Option<&'a [u8]>)>;
+        type Ops<'a> = Vec<EncodedOp<'a>>;
         let mut per_table: Vec<(usize, Ops<'_>)> = Vec::new();
         for op in record::ops(frame.payload) {
             let (table, key, value) = match op {
-                Ok(Op::Put { table, key, value }) => (table, key, Some(value)),
+                Ok(Op::Put { table, schema, key, value }) => (table, key, Some((schema, value))),
                 Ok(Op::Delete { table, key }) => (table, key, None),
-                Ok(Op::CreateTable { .. }) => continue,
+                Ok(Op::CreateTable { .. } | Op::Writer { .. } | Op::DefineSchema { .. }) => continue,
                 Err(at) => {
                     let offset = frame.offset + (HEADER_LEN + at) as u64;
                     let what = "malformed operation in a checksummed frame";
@@ -231,8 +250,8 @@ mod tests {
         S::K: Clone,
         S::V: Clone,
     {
-        let ops: Vec<(&[u8], Option<&[u8]>)> = ops.iter().map(|(k, v)| (&k[..], v.as_deref())).collect();
-        let any = decoder::<S>().decode(&ops).unwrap();
+        let ops: Vec<EncodedOp<'_>> = ops.iter().map(|(k, v)| (&k[..], v.as_deref().map(|v| (0, v)))).collect();
+        let any = decoder::<S>(TablePlans::fast()).decode(&ops).unwrap();
         let txn = Txn::Log(Arc::new(LogTxn { seq: 1, tables: vec![(0, any)] }));
         txn.changes::<S>(0).unwrap().iter().map(|c| (c.key().clone(), c.value().cloned())).collect()
     }
@@ -257,8 +276,8 @@ mod tests {
         // An overwritten value that does not decode is never looked at; the final one is.
         let ops = vec![(enc(&1u32), Some(vec![0xff; 3])), (enc(&1u32), Some(enc(&"ok")))];
         assert_eq!(decoded::<HashStore<u32, String>>(&ops), vec![(1, Some("ok".to_string()))]);
-        let bad: Vec<(&[u8], Option<&[u8]>)> = vec![(&[7], Some(&[0xff, 0xff]))];
-        let err = decoder::<HashStore<u32, String>>().decode(&bad).expect_err("a bad value");
+        let bad: Vec<EncodedOp<'_>> = vec![(&[7], Some((0, &[0xff, 0xff])))];
+        let err = decoder::<HashStore<u32, String>>(TablePlans::fast()).decode(&bad).expect_err("a bad value");
         assert_eq!(err.what, "value");
     }
 }

@@ -4,9 +4,12 @@
 //! op := 0x01 table:varint key:bytes value:bytes      put
 //!     | 0x02 table:varint key:bytes                  delete
 //!     | 0x03 table:varint kind:u8 name:bytes         create table (kind 0 = hash, 1 = ordered)
+//!     | 0x04 schema:varint                           the puts after it were encoded by this schema version
+//!     | 0x05 schema:varint description:bytes         define a schema version (format 2)
 //! bytes := len:varint byte*len
 //! ```
-//! Keys and values are encoded with postcard (serde). A transaction's operations are replayed in order.
+//! Keys and values are encoded with postcard (serde). A transaction's operations are replayed in order. A put before
+//! any `0x04` in its frame (every put of format 1) has schema version 0: "written before schemas were stored".
 
 use serde::Serialize;
 
@@ -16,13 +19,37 @@ use crate::schema::TableKind;
 const PUT: u8 = 1;
 const DELETE: u8 = 2;
 const CREATE: u8 = 3;
+const WRITER: u8 = 4;
+const SCHEMA: u8 = 5;
 
 /// One decoded operation, borrowing from the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Op<'a> {
-    Put { table: u32, key: &'a [u8], value: &'a [u8] },
-    Delete { table: u32, key: &'a [u8] },
-    CreateTable { table: u32, kind: TableKind, name: &'a str },
+    /// A put; `schema` is the schema version that encoded it (the last `Writer` before it in the payload, else 0).
+    Put {
+        table: u32,
+        schema: u32,
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+    Delete {
+        table: u32,
+        key: &'a [u8],
+    },
+    CreateTable {
+        table: u32,
+        kind: TableKind,
+        name: &'a str,
+    },
+    /// The puts after this one were encoded by schema version `schema`.
+    Writer {
+        schema: u32,
+    },
+    /// Defines schema version `schema` (a postcard-encoded `SchemaDescription`).
+    DefineSchema {
+        schema: u32,
+        description: &'a [u8],
+    },
 }
 
 /// Encodes `value` with postcard into `scratch`, then appends it to `out` with its length.
@@ -47,6 +74,19 @@ pub(crate) fn put_raw(out: &mut Vec<u8>, table: u32, key: &[u8], value: &[u8]) {
     put_bytes(out, value);
 }
 
+/// Appends a writer operation: the puts after it were encoded by schema version `schema`.
+pub(crate) fn put_writer(out: &mut Vec<u8>, schema: u32) {
+    out.push(WRITER);
+    put_varint(out, schema.into());
+}
+
+/// Appends the definition of schema version `schema`.
+pub(crate) fn put_schema(out: &mut Vec<u8>, schema: u32, description: &[u8]) {
+    out.push(SCHEMA);
+    put_varint(out, schema.into());
+    put_bytes(out, description);
+}
+
 /// Starts a put: the caller appends the key and the value with [`put_serialized`].
 pub(crate) fn begin_put(out: &mut Vec<u8>, table: u32) {
     out.push(PUT);
@@ -69,13 +109,15 @@ pub(crate) fn put_create(out: &mut Vec<u8>, table: u32, kind: TableKind, name: &
 
 /// Iterates the operations of a payload. Yields `Err(offset)` (within the payload) at the first malformed one.
 pub(crate) fn ops(payload: &[u8]) -> Ops<'_> {
-    Ops { buf: payload, pos: 0 }
+    Ops { buf: payload, pos: 0, schema: 0 }
 }
 
 /// Iterator returned by [`ops`].
 pub(crate) struct Ops<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// The schema version of the puts that follow.
+    schema: u32,
 }
 
 impl<'a> Iterator for Ops<'a> {
@@ -99,13 +141,19 @@ impl<'a> Ops<'a> {
         let buf = self.buf;
         let tag = *buf.get(self.pos)?;
         self.pos += 1;
+        // Every operation's first field is a u32 varint: a table id or a schema version.
         let table = u32::try_from(get_varint(buf, &mut self.pos)?).ok()?;
         match tag {
             PUT => {
                 let key = get_bytes(buf, &mut self.pos)?;
                 let value = get_bytes(buf, &mut self.pos)?;
-                Some(Op::Put { table, key, value })
+                Some(Op::Put { table, schema: self.schema, key, value })
             }
+            WRITER => {
+                self.schema = table;
+                Some(Op::Writer { schema: table })
+            }
+            SCHEMA => Some(Op::DefineSchema { schema: table, description: get_bytes(buf, &mut self.pos)? }),
             DELETE => Some(Op::Delete { table, key: get_bytes(buf, &mut self.pos)? }),
             CREATE => {
                 let kind = TableKind::from_code(*buf.get(self.pos)?)?;
@@ -132,12 +180,16 @@ mod tests {
         put_serialized(&mut out, &mut scratch, "seven").unwrap();
         begin_delete(&mut out, 3);
         put_serialized(&mut out, &mut scratch, &8u64).unwrap();
+        put_writer(&mut out, 2);
         put_raw(&mut out, 1, b"k", b"v");
+        put_schema(&mut out, 2, b"desc");
         let got: Vec<_> = ops(&out).collect::<Result<_, _>>().unwrap();
         assert_eq!(got[0], Op::CreateTable { table: 3, kind: TableKind::Ordered, name: "events" });
-        assert_eq!(got[1], Op::Put { table: 3, key: &[7], value: &[5, b's', b'e', b'v', b'e', b'n'] });
+        assert_eq!(got[1], Op::Put { table: 3, schema: 0, key: &[7], value: &[5, b's', b'e', b'v', b'e', b'n'] });
         assert_eq!(got[2], Op::Delete { table: 3, key: &[8] });
-        assert_eq!(got[3], Op::Put { table: 1, key: b"k", value: b"v" });
+        assert_eq!(got[3], Op::Writer { schema: 2 });
+        assert_eq!(got[4], Op::Put { table: 1, schema: 2, key: b"k", value: b"v" });
+        assert_eq!(got[5], Op::DefineSchema { schema: 2, description: b"desc" });
     }
 
     #[test]

@@ -20,6 +20,9 @@ use crate::storage::Storage;
 /// A table id and an encoded key.
 type TableKey<'a> = (u32, &'a [u8]);
 
+/// The last write to a key: for a put, the schema version and the encoded value; `None` for a delete.
+type Write<'a> = Option<(u32, &'a [u8])>;
+
 /// What a fold produced.
 #[derive(Debug)]
 pub(crate) struct Folded {
@@ -56,18 +59,25 @@ pub(crate) fn fold(
     }
     // Every write in log order, then sorted by key (stably, so a key's writes stay in log order) and cut to the last
     // write per key. A sorted vector costs a third of what inserting into a B-tree did (measured on 1M records).
-    let mut latest: Vec<(TableKey<'_>, Option<&[u8]>)> = Vec::new();
+    let mut schemas = old.as_ref().map(|s| s.schemas.clone()).unwrap_or_default();
+    let mut latest: Vec<(TableKey<'_>, Write<'_>)> = Vec::new();
     for frame in scanned.frames.iter().filter(|f| f.header.seq <= upto) {
         let payload = frame.payload(data[frame.segment].bytes);
         for op in record::ops(payload) {
             match op {
-                Ok(Op::Put { table, key, value }) => latest.push(((table, key), Some(value))),
+                Ok(Op::Put { table, schema, key, value }) => latest.push(((table, key), Some((schema, value)))),
                 Ok(Op::Delete { table, key }) => latest.push(((table, key), None)),
                 Ok(Op::CreateTable { table, kind, name }) => {
                     if !catalog.iter().any(|c| c.id == table) {
                         catalog.push(CatalogEntry { id: table, kind, name: name.to_string() });
                     }
                 }
+                Ok(Op::DefineSchema { schema, description }) => {
+                    if !schemas.iter().any(|(v, _)| *v == schema) {
+                        schemas.push((schema, description.to_vec()));
+                    }
+                }
+                Ok(Op::Writer { .. }) => {}
                 Err(at) => {
                     let offset = (frame.offset + crate::log::frame::HEADER_LEN + at) as u64;
                     return Err(Corruption::new(
@@ -92,18 +102,18 @@ pub(crate) fn fold(
     let seq = scanned.last_seq.min(upto).max(after);
     let dest = dir.join(file_name(seq));
     let tmp = dir.join(format!("{}.tmp", file_name(seq)));
-    let mut w = SnapshotWriter::create(storage, tmp, seq, &catalog)?;
+    let mut w = SnapshotWriter::create(storage, tmp, seq, &catalog, &schemas)?;
     let mut log = latest.into_iter().peekable();
     let mut records = 0u64;
-    let mut emit = |w: &mut SnapshotWriter, t: u32, k: &[u8], v: Option<&[u8]>| -> Result<()> {
-        if let Some(v) = v {
+    let mut emit = |w: &mut SnapshotWriter, t: u32, k: &[u8], v: Write<'_>| -> Result<()> {
+        if let Some((s, v)) = v {
             records += 1;
-            w.record(t, k, v)?;
+            w.record(t, s, k, v)?;
         }
         Ok(())
     };
     if let Some(old) = &old {
-        for (_, t, k, v) in old.records() {
+        for (_, t, s, k, v) in old.records() {
             while let Some(&((lt, lk), lv)) = log.peek() {
                 if (lt, lk) >= (t, k) {
                     break;
@@ -116,7 +126,7 @@ pub(crate) fn fold(
                     log.next();
                     emit(&mut w, t, k, lv)?;
                 }
-                _ => emit(&mut w, t, k, Some(v))?,
+                _ => emit(&mut w, t, k, Some((s, v)))?,
             }
         }
     }

@@ -14,8 +14,8 @@
 //!  8  4  CRC32C of bytes 0..8 and the payload
 //! 12  n  payload
 //! ```
-//! The catalog block holds create-table operations (the log's encoding). Record blocks hold
-//! `table:varint key:bytes value:bytes` sorted by table id, then key bytes. The end block holds the record count and
+//! The catalog block holds create-table and define-schema operations (the log's encoding). Record blocks hold
+//! `table:varint schema:varint key:bytes value:bytes` (format 1: without `schema`) sorted by table id, then key bytes. The end block holds the record count and
 //! the number of blocks before it, both u64 LE; a snapshot without it is damaged. Snapshots are written to a
 //! `.tmp` file, fsynced, renamed, and the directory fsynced, so a snapshot that exists under its final name is whole.
 
@@ -76,8 +76,15 @@ pub(crate) struct SnapshotWriter {
 }
 
 impl SnapshotWriter {
-    /// Starts `tmp` (replacing any leftover) for a snapshot ending at `seq`, with `catalog`.
-    pub(crate) fn create(storage: &dyn Storage, tmp: PathBuf, seq: u64, catalog: &[CatalogEntry]) -> Result<Self> {
+    /// Starts `tmp` (replacing any leftover) for a snapshot ending at `seq`, with `catalog` and the schema versions
+    /// `schemas` (version, encoded description).
+    pub(crate) fn create(
+        storage: &dyn Storage,
+        tmp: PathBuf,
+        seq: u64,
+        catalog: &[CatalogEntry],
+        schemas: &[(u32, Vec<u8>)],
+    ) -> Result<Self> {
         let file = storage.open_write(&tmp).map_err(|e| Error::io("create snapshot", &tmp, e))?;
         file.set_len(0).map_err(|e| Error::io("truncate snapshot", &tmp, e))?;
         let mut header = [0u8; HEADER_LEN];
@@ -99,18 +106,22 @@ impl SnapshotWriter {
         for t in catalog {
             record::put_create(&mut w.block, t.id, t.kind, &t.name);
         }
+        for (version, description) in schemas {
+            record::put_schema(&mut w.block, *version, description);
+        }
         w.flush_block(KIND_CATALOG)?;
         Ok(w)
     }
 
-    /// Appends a record. Records must come sorted by table id, then key bytes.
-    pub(crate) fn record(&mut self, table: u32, key: &[u8], value: &[u8]) -> Result<()> {
+    /// Appends a record written by schema version `schema`. Records must come sorted by table id, then key bytes.
+    pub(crate) fn record(&mut self, table: u32, schema: u32, key: &[u8], value: &[u8]) -> Result<()> {
         // A block grows past its target only by one record, and a record fits in one log frame, so a block's
         // length always fits its u32 field.
-        if !self.block.is_empty() && self.block.len() + key.len() + value.len() + 15 > BLOCK_TARGET {
+        if !self.block.is_empty() && self.block.len() + key.len() + value.len() + 20 > BLOCK_TARGET {
             self.flush_block(KIND_RECORDS)?;
         }
         put_varint(&mut self.block, table.into());
+        put_varint(&mut self.block, schema.into());
         put_bytes(&mut self.block, key);
         put_bytes(&mut self.block, value);
         self.records += 1;
@@ -162,6 +173,10 @@ pub(crate) struct Snapshot {
     pub(crate) path: PathBuf,
     pub(crate) seq: u64,
     pub(crate) catalog: Vec<CatalogEntry>,
+    /// The schema versions defined in the catalog block: (version, encoded description).
+    pub(crate) schemas: Vec<(u32, Vec<u8>)>,
+    /// The format version in the header: records of version 1 carry no schema version.
+    version: u32,
     bytes: Vec<u8>,
     /// (offset, length) of each record block's payload.
     record_blocks: Vec<(usize, usize)>,
@@ -201,6 +216,8 @@ impl Snapshot {
             path: path.to_path_buf(),
             seq,
             catalog: Vec::new(),
+            schemas: Vec::new(),
+            version,
             bytes: Vec::new(),
             record_blocks: Vec::new(),
             record_count: 0,
@@ -230,6 +247,9 @@ impl Snapshot {
                             Ok(Op::CreateTable { table, kind, name }) => {
                                 snap.catalog.push(CatalogEntry { id: table, kind, name: name.to_string() })
                             }
+                            Ok(Op::DefineSchema { schema, description }) if version >= 2 => {
+                                snap.schemas.push((schema, description.to_vec()))
+                            }
                             Ok(_) | Err(_) => return Err(damaged(start, "malformed catalog entry")),
                         }
                     }
@@ -237,7 +257,7 @@ impl Snapshot {
                 KIND_RECORDS if blocks > 0 => {
                     let mut p = 0;
                     while p < payload.len() {
-                        let (table, key, _) = next_record(payload, &mut p)
+                        let (table, _, key, _) = next_record(payload, &mut p, version)
                             .ok_or_else(|| damaged(start + p, "malformed snapshot record"))?;
                         if last.is_some_and(|l| l >= (table, key)) {
                             return Err(damaged(start + p, "snapshot records out of order"));
@@ -272,8 +292,8 @@ impl Snapshot {
         Ok(snap)
     }
 
-    /// Every record, in order: (offset in the file, table id, key, value).
-    pub(crate) fn records(&self) -> impl Iterator<Item = (u64, u32, &[u8], &[u8])> + '_ {
+    /// Every record, in order: (offset in the file, table id, schema version, key, value).
+    pub(crate) fn records(&self) -> impl Iterator<Item = (u64, u32, u32, &[u8], &[u8])> + '_ {
         self.records_in(0..self.record_blocks.len())
     }
 
@@ -286,7 +306,7 @@ impl Snapshot {
     pub(crate) fn records_in(
         &self,
         blocks: std::ops::Range<usize>,
-    ) -> impl Iterator<Item = (u64, u32, &[u8], &[u8])> + '_ {
+    ) -> impl Iterator<Item = (u64, u32, u32, &[u8], &[u8])> + '_ {
         self.record_blocks[blocks].iter().flat_map(move |&(start, len)| {
             let payload = &self.bytes[start..start + len];
             let mut p = 0;
@@ -295,17 +315,19 @@ impl Snapshot {
                     return None;
                 }
                 let at = (start + p) as u64;
-                next_record(payload, &mut p).map(|(t, k, v)| (at, t, k, v))
+                next_record(payload, &mut p, self.version).map(|(t, s, k, v)| (at, t, s, k, v))
             })
         })
     }
 }
 
-fn next_record<'a>(buf: &'a [u8], pos: &mut usize) -> Option<(u32, &'a [u8], &'a [u8])> {
+/// One record of a snapshot of format `version`: (table, schema version, key, value).
+fn next_record<'a>(buf: &'a [u8], pos: &mut usize, version: u32) -> Option<(u32, u32, &'a [u8], &'a [u8])> {
     let table = u32::try_from(get_varint(buf, pos)?).ok()?;
+    let schema = if version >= 2 { u32::try_from(get_varint(buf, pos)?).ok()? } else { 0 };
     let key = get_bytes(buf, pos)?;
     let value = get_bytes(buf, pos)?;
-    Some((table, key, value))
+    Some((table, schema, key, value))
 }
 
 #[cfg(test)]
@@ -316,9 +338,10 @@ mod tests {
     fn write(dir: &Path, records: &[(u32, &[u8], &[u8])]) -> PathBuf {
         let catalog = vec![CatalogEntry { id: 1, kind: TableKind::Hash, name: "a".into() }];
         let dest = dir.join(file_name(9));
-        let mut w = SnapshotWriter::create(&FsStorage, dir.join("x.tmp"), 9, &catalog).unwrap();
+        let schemas = vec![(3, b"description".to_vec())];
+        let mut w = SnapshotWriter::create(&FsStorage, dir.join("x.tmp"), 9, &catalog, &schemas).unwrap();
         for (t, k, v) in records {
-            w.record(*t, k, v).unwrap();
+            w.record(*t, *t + 2, k, v).unwrap();
         }
         w.finish(&FsStorage, &dest).unwrap();
         dest
@@ -332,8 +355,9 @@ mod tests {
         let snap = Snapshot::read(&FsStorage, &path).unwrap();
         assert_eq!(snap.seq, 9);
         assert_eq!(snap.catalog[0].name, "a");
-        let got: Vec<_> = snap.records().map(|(_, t, k, v)| (t, k.to_vec(), v.len())).collect();
-        assert_eq!(got, vec![(1, b"a".to_vec(), 1), (1, b"b".to_vec(), 100_000), (2, b"a".to_vec(), 0)]);
+        assert_eq!(snap.schemas, vec![(3, b"description".to_vec())]);
+        let got: Vec<_> = snap.records().map(|(_, t, s, k, v)| (t, s, k.to_vec(), v.len())).collect();
+        assert_eq!(got, vec![(1, 3, b"a".to_vec(), 1), (1, 3, b"b".to_vec(), 100_000), (2, 4, b"a".to_vec(), 0)]);
         assert!(!dir.path().join("x.tmp").exists());
     }
 

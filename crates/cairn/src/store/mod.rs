@@ -20,6 +20,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::evolve::Plan;
 use crate::schema::TableKind;
 use index::Indexes;
 
@@ -89,6 +90,41 @@ pub(crate) trait WriteSet<K, V>: Send + Sync + 'static {
 pub(crate) struct DecodeFailure {
     pub(crate) what: &'static str,
     pub(crate) message: String,
+    pub(crate) kind: FailureKind,
+}
+
+/// What kind of decoding failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FailureKind {
+    /// The bytes do not decode: damage, or a type that changed without Cairn knowing (format 1 records).
+    Damaged,
+    /// The record holds an enum variant the running type does not have: that record cannot be read, the others can.
+    UnknownVariant,
+    /// The running type cannot be built from the record (at this path): a change that needs a migration.
+    Mismatch(String),
+}
+
+/// Decodes a value written under `plan` (`Plan::Fast` or `Plan::Resolve`; the caller handles the others).
+pub(crate) fn decode_value<V: DeserializeOwned>(bytes: &[u8], plan: &Plan) -> Result<V, DecodeFailure> {
+    match plan {
+        Plan::Resolve(writer) => crate::describe::decode_as::<V>(bytes, writer).map_err(|e| {
+            use crate::describe::ResolveError;
+            match e {
+                ResolveError::Malformed(message) => {
+                    DecodeFailure { what: "value", message, kind: FailureKind::Damaged }
+                }
+                ResolveError::UnknownVariant { path, enum_name, variant } => DecodeFailure {
+                    what: "value",
+                    message: format!("unknown variant `{variant}` of enum `{enum_name}` at `{path}`"),
+                    kind: FailureKind::UnknownVariant,
+                },
+                ResolveError::Mismatch { path, message } => {
+                    DecodeFailure { what: "value", message, kind: FailureKind::Mismatch(path) }
+                }
+            }
+        }),
+        _ => decode(bytes, "value"),
+    }
 }
 
 /// What the state needs of a table without knowing its types.
@@ -98,16 +134,25 @@ pub(crate) trait TableStore: Any + Send + Sync {
     /// Applies one encoded operation from the log or a snapshot to this table and to `twin`, the other copy of it (a
     /// clone of this table made before loading, of the same type): each record is decoded and hashed once, and goes
     /// into both copies while it is in the cache.
+    ///
+    /// A put whose value cannot be read (`FailureKind::UnknownVariant`) removes the key, as the put superseded what
+    /// the table held, and returns the failure.
     fn apply_encoded(
         &mut self,
         twin: &mut dyn TableStore,
         key: &[u8],
-        value: Option<&[u8]>,
+        value: Option<(&[u8], &Plan)>,
     ) -> Result<(), DecodeFailure>;
     /// Decodes one snapshot record into `batches`, one per copy of the state (each created on first use; typed
     /// batches behind `Any`): the record and its hash once, the pointer twice (its second reference taken while it
     /// is in the cache).
-    fn decode_into(&self, batches: &mut [Option<LoadBatch>; 2], key: &[u8], value: &[u8]) -> Result<(), DecodeFailure>;
+    fn decode_into(
+        &self,
+        batches: &mut [Option<LoadBatch>; 2],
+        key: &[u8],
+        value: &[u8],
+        plan: &Plan,
+    ) -> Result<(), DecodeFailure>;
     /// Puts a batch's records into this table.
     fn insert_batch(&mut self, batch: LoadBatch);
     fn clone_boxed(&self) -> Box<dyn TableStore>;
@@ -118,7 +163,7 @@ pub(crate) trait TableStore: Any + Send + Sync {
     /// The first index key a unique index found held by two records while loading: (index name, key printed).
     fn index_collision(&self) -> Option<(&'static str, String)>;
     /// Decodes this table's operations read back from the log into the change feed's typed changes.
-    fn feed_decoder(&self) -> Box<dyn crate::feed::Decoder>;
+    fn feed_decoder(&self, plans: Arc<crate::evolve::TablePlans>) -> Box<dyn crate::feed::Decoder>;
 }
 
 /// Decoded records on their way into one copy of a table: a `Batch<K, V>` behind `Any`.
@@ -131,8 +176,12 @@ type Batch<K, V> = Vec<(u64, Shared<K, V>)>;
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, DecodeFailure> {
     match postcard::take_from_bytes::<T>(bytes) {
         Ok((v, [])) => Ok(v),
-        Ok((_, rest)) => Err(DecodeFailure { what, message: format!("{} bytes left over after decoding", rest.len()) }),
-        Err(e) => Err(DecodeFailure { what, message: e.to_string() }),
+        Ok((_, rest)) => Err(DecodeFailure {
+            what,
+            message: format!("{} bytes left over after decoding", rest.len()),
+            kind: FailureKind::Damaged,
+        }),
+        Err(e) => Err(DecodeFailure { what, message: e.to_string(), kind: FailureKind::Damaged }),
     }
 }
 
@@ -145,15 +194,18 @@ impl<S: Store> TableStore for S {
         &mut self,
         twin: &mut dyn TableStore,
         key: &[u8],
-        value: Option<&[u8]>,
+        value: Option<(&[u8], &Plan)>,
     ) -> Result<(), DecodeFailure> {
         let twin = (twin as &mut dyn Any).downcast_mut::<S>().expect("a table's twin has its type");
         let key: S::K = decode(key, "key")?;
-        match value {
-            Some(v) => {
-                let value: S::V = decode(v, "value")?;
-                self.put_twin(twin, Arc::new(Entry { key, value }));
+        match value.map(|(v, plan)| decode_value::<S::V>(v, plan)) {
+            Some(Ok(value)) => self.put_twin(twin, Arc::new(Entry { key, value })),
+            Some(Err(f)) if f.kind == FailureKind::UnknownVariant => {
+                self.delete(&key);
+                twin.delete(&key);
+                return Err(f);
             }
+            Some(Err(f)) => return Err(f),
             None => {
                 self.delete(&key);
                 twin.delete(&key);
@@ -162,8 +214,14 @@ impl<S: Store> TableStore for S {
         Ok(())
     }
 
-    fn decode_into(&self, batches: &mut [Option<LoadBatch>; 2], key: &[u8], value: &[u8]) -> Result<(), DecodeFailure> {
-        let entry = Arc::new(Entry { key: decode::<S::K>(key, "key")?, value: decode::<S::V>(value, "value")? });
+    fn decode_into(
+        &self,
+        batches: &mut [Option<LoadBatch>; 2],
+        key: &[u8],
+        value: &[u8],
+        plan: &Plan,
+    ) -> Result<(), DecodeFailure> {
+        let entry = Arc::new(Entry { key: decode::<S::K>(key, "key")?, value: decode_value::<S::V>(value, plan)? });
         let hash = self.hash_of(&entry.key);
         let [a, b] = batches.each_mut().map(|b| {
             b.get_or_insert_with(|| Box::new(Batch::<S::K, S::V>::new()))
@@ -198,7 +256,7 @@ impl<S: Store> TableStore for S {
         self.indexes().collision()
     }
 
-    fn feed_decoder(&self) -> Box<dyn crate::feed::Decoder> {
-        crate::feed::decoder::<S>()
+    fn feed_decoder(&self, plans: Arc<crate::evolve::TablePlans>) -> Box<dyn crate::feed::Decoder> {
+        crate::feed::decoder::<S>(plans)
     }
 }
