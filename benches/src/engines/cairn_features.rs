@@ -1,6 +1,7 @@
 //! Cairn's own features, measured against Cairn without them in the same process (issue 5): inserts into a table
 //! with no, one and three secondary indexes, lookups through a unique index beside lookups by primary key, reopen
-//! with the indexes rebuilt.
+//! with the indexes rebuilt, and reopen of records written by an older schema version (resolved by name) beside
+//! reopen of the same records under the schema that wrote them (issue 6).
 //!
 //! Every table holds the workload's records as `Person`s: the 24-byte key, an email made from the key (unique), a
 //! city and an age (shared by many records), and the 150-byte value. Inserts run as durable transactions of 1,000
@@ -155,6 +156,52 @@ fn steps<P: People>(out: &Out, w: &Workload, root: &Path, emails: &[String]) -> 
     Ok(())
 }
 
+/// `Person` one version later: a field added with a default. Records written as `Person` are read by name.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PersonV2 {
+    email: String,
+    city: u16,
+    age: u8,
+    data: Vec<u8>,
+    #[serde(default)]
+    nickname: String,
+}
+
+cairn::schema! {
+    /// `Plain` with the value type one version later.
+    pub PlainV2 {
+        people: <Key, PersonV2>,
+    }
+}
+
+/// Reopen of N records written as `Person`: with the same schema (the fast path), then with `PersonV2` (every record
+/// decoded by the writer's description and resolved by name), then with the same schema again.
+fn evolved_reopen(out: &Out, w: &Workload, root: &Path) -> Res<()> {
+    let dir = TempDir::new(root, "cairn-features-evolve")?;
+    let db = Plain::open(&dir.0)?;
+    let recs = w.load();
+    for i in 0..recs.len().div_ceil(BATCH_SIZE) {
+        db.insert_batch(recs.slice(i * BATCH_SIZE, ((i + 1) * BATCH_SIZE).min(recs.len())))?;
+    }
+    db.compact()?;
+    drop(db);
+    let first = &recs.keys[0];
+    let t = Instant::now();
+    let db = Plain::open(&dir.0)?;
+    if !db.get(first) {
+        return Err("reopen: the first loaded key is missing".into());
+    }
+    out.val("reopen_same_schema", secs(t.elapsed()), "s (N records of the running schema version: fast path)");
+    drop(db);
+    let t = Instant::now();
+    let db = PlainV2::open(&dir.0)?;
+    if db.people.get_with(first, |p| p.nickname.is_empty()) != Some(true) {
+        return Err("evolved reopen: the first key is missing or its new field is not the default".into());
+    }
+    out.val("reopen_older_schema", secs(t.elapsed()), "s (N records of an older version: resolved by name)");
+    Ok(())
+}
+
 cairn::schema! {
     /// One small table for the change feed's latency.
     pub Events {
@@ -242,6 +289,7 @@ pub fn run(w: &Workload, root: &Path) -> Res<()> {
     steps::<Plain>(&out, w, root, &emails)?;
     steps::<One>(&out, w, root, &emails)?;
     steps::<Three>(&out, w, root, &emails)?;
+    evolved_reopen(&out, w, root)?;
     feed_latency(&out, root, 1)?;
     feed_latency(&out, root, 100)?;
     Ok(())

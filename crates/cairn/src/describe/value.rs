@@ -91,6 +91,10 @@ enum Value<'a> {
     Bytes(&'a [u8]),
     Option(Option<Box<Value<'a>>>),
     Seq(Vec<Value<'a>>),
+    /// A sequence of `u8` (a `Vec<u8>`, the commonest payload): its bytes, not one value per byte.
+    ByteSeq(&'a [u8]),
+    /// A tuple or array of `u8` (`[u8; 32]`): its bytes.
+    ByteTuple(&'a [u8]),
     Map(Vec<(Value<'a>, Value<'a>)>),
     Tuple(Vec<Value<'a>>),
     UnitStruct,

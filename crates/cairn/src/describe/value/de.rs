@@ -110,6 +110,8 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de> {
             Value::Option(None) => visitor.visit_none(),
             Value::Option(Some(inner)) => visitor.visit_some(ValueDeserializer::new(*inner)),
             Value::Seq(elements) => visit_elements(elements, Step::Index, visitor),
+            Value::ByteSeq(bytes) => visit_bytes_as_elements(bytes, Step::Index, visitor),
+            Value::ByteTuple(bytes) => visit_bytes_as_elements(bytes, Step::Position, visitor),
             Value::Tuple(elements) | Value::TupleStruct(elements) => visit_elements(elements, Step::Position, visitor),
             Value::Map(entries) => {
                 visitor.visit_map(Entries { entries: entries.into_iter().enumerate(), pending: None })
@@ -194,6 +196,44 @@ fn visit_elements<'de, V: Visitor<'de>>(
         ));
     }
     Ok(value)
+}
+
+/// Visits `bytes` as a sequence of `u8` values, without a value per byte.
+fn visit_bytes_as_elements<'de, V: Visitor<'de>>(
+    bytes: &'de [u8],
+    step: fn(usize) -> Step,
+    visitor: V,
+) -> Result<V::Value, DeError> {
+    let mut access = ByteElements { bytes, next: 0, step };
+    let value = visitor.visit_seq(&mut access)?;
+    if access.next < bytes.len() {
+        return Err(de::Error::invalid_length(
+            bytes.len(),
+            &format!("{} elements, as the reader's type has", access.next).as_str(),
+        ));
+    }
+    Ok(value)
+}
+
+struct ByteElements<'de> {
+    bytes: &'de [u8],
+    next: usize,
+    step: fn(usize) -> Step,
+}
+
+impl<'de> de::SeqAccess<'de> for ByteElements<'de> {
+    type Error = DeError;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
+        let Some(&byte) = self.bytes.get(self.next) else { return Ok(None) };
+        let index = self.next;
+        self.next += 1;
+        seed.deserialize(ValueDeserializer::new(Value::U64(byte.into()))).at(|| (self.step)(index)).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.bytes.len() - self.next)
+    }
 }
 
 struct Elements<'de> {

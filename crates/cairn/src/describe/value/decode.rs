@@ -202,6 +202,13 @@ impl<'a> Decoder<'a> {
                 1 => Value::Option(Some(Box::new(self.nested(inner)?))),
                 byte => return Err(DecodeError::new(format!("an option's tag is {byte}, not 0 or 1"))),
             },
+            Shape::Seq(element) if **element == Shape::U8 => {
+                let len = self.len()?;
+                Value::ByteSeq(self.take(len)?)
+            }
+            Shape::Tuple(shapes) if shapes.len() > 1 && shapes.iter().all(|s| *s == Shape::U8) => {
+                Value::ByteTuple(self.take(shapes.len())?)
+            }
             Shape::Seq(element) => {
                 let len = self.len()?;
                 self.check_len(len, &[element])?;

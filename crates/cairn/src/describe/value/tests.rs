@@ -225,3 +225,20 @@ fn zero_sized_elements_and_deep_nesting_are_bounded() {
         matches!(decode_as::<Chain>(&deep, &description), Err(ResolveError::Malformed(m)) if m.contains("nest more than 256"))
     );
 }
+
+#[test]
+fn byte_sequences_and_byte_arrays_are_read_without_a_value_per_byte() {
+    round_trip(&[Vec::<u8>::new(), vec![0, 1, 255], vec![7; 300]]);
+    round_trip(&[[0u8; 4], [1, 2, 3, 255]]);
+    round_trip(&[(vec![9u8; 3], [5u8; 2], "x".to_owned())]);
+    // Bytes read as wider integers (a `Vec<u8>` field that became `Vec<u16>`).
+    let bytes = postcard::to_allocvec(&vec![1u8, 200]).unwrap();
+    assert_eq!(decode_as::<Vec<u16>>(&bytes, &described::<Vec<u8>>()).unwrap(), vec![1u16, 200]);
+    // An array read as an array of another length is refused, naming where.
+    let bytes = postcard::to_allocvec(&[1u8, 2, 3]).unwrap();
+    let err = decode_as::<[u8; 2]>(&bytes, &described::<[u8; 3]>()).unwrap_err();
+    assert!(matches!(err, ResolveError::Mismatch { .. }), "{err:?}");
+    // Too few bytes for the length prefix is damage.
+    let err = decode_as::<Vec<u8>>(&[5, 1, 2], &described::<Vec<u8>>()).unwrap_err();
+    assert!(matches!(err, ResolveError::Malformed(_)), "{err:?}");
+}
