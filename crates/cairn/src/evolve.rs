@@ -217,7 +217,12 @@ fn plan(def: &TableDef, reader: &TableDescription, schema: &SchemaDescription, v
     };
     let refuse = |part: &str, e: crate::describe::Incompatibility| {
         Plan::Refuse(Box::new(Refusal {
-            path: if e.path.is_empty() { part.to_string() } else { format!("{part}: {}", e.path) },
+            // The whole key or value is "key" or "value", a place inside it "value: Account.balance".
+            path: if e.path.is_empty() || e.path == "(root)" {
+                part.to_string()
+            } else {
+                format!("{part}: {}", e.path)
+            },
             writer_version: version,
             writer: e.writer,
             reader_version: current,

@@ -88,6 +88,10 @@ mod txn;
 /// transactions and read views) that derefs to the table and has one field per index: `db.users.by_email.get(..)`.
 /// Indexes are maintained in the transaction that writes; a write that would give a unique index key to a second
 /// record fails with [`Error::UniqueViolation`]. They are kept in memory only and rebuilt at open.
+///
+/// The database stores a description of the schema's types and reads records written by other versions of them by
+/// field and variant name (docs/schema-evolution.md). A table renamed in the code keeps its data when it names its
+/// earlier name: `#[renamed_from(people)] persons: <u64, Person>,`.
 pub use cairn_macros::schema;
 
 // Opening a database.

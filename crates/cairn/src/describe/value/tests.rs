@@ -156,7 +156,14 @@ fn agrees_with_postcard<T: Serialize + DeserializeOwned + PartialEq + Debug>(byt
         Ok((value, [])) => Some(value),
         _ => None,
     };
-    assert_eq!(ours, theirs, "{} from {bytes:02x?}", std::any::type_name::<T>());
+    // Compared as encoded bytes, so that a NaN equals itself.
+    let encode = |v: &Option<T>| postcard::to_allocvec(v).expect("a decoded value encodes");
+    assert_eq!(
+        encode(&ours),
+        encode(&theirs),
+        "{} from {bytes:02x?}: {ours:?} / {theirs:?}",
+        std::any::type_name::<T>()
+    );
 }
 
 #[test]
