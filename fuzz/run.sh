@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"
-for target in frame segment_header record_ops snapshot log_scan model; do
+for target in frame segment_header record_ops snapshot log_scan schema model; do
     echo "== $target for ${seconds}s"
     mkdir -p "corpus/$target" "regressions/$target"
     cargo +nightly fuzz run "$target" "corpus/$target" "regressions/$target" -- \

@@ -111,6 +111,73 @@ pub fn log_input(data: &[u8]) {
     log(&segments, after);
 }
 
+/// The writer's and the reader's types of the [`schema`] target: the reader adds a field with a default, widens an
+/// integer, reorders fields and adds an enum variant.
+mod versions {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub(super) enum E1 {
+        X,
+        Y(i64),
+        Z { s: String },
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub(super) struct V1 {
+        pub(super) a: u32,
+        pub(super) b: String,
+        pub(super) c: Option<Vec<E1>>,
+        pub(super) d: Vec<u8>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub(super) enum E2 {
+        X,
+        Y(i64),
+        Z { s: String },
+        W,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub(super) struct V2 {
+        pub(super) c: Option<Vec<E2>>,
+        pub(super) a: u64,
+        #[serde(default)]
+        pub(super) e: bool,
+        pub(super) b: String,
+        pub(super) d: Vec<u8>,
+    }
+
+    impl From<V1> for V2 {
+        fn from(v: V1) -> Self {
+            let e = |e: E1| match e {
+                E1::X => E2::X,
+                E1::Y(n) => E2::Y(n),
+                E1::Z { s } => E2::Z { s },
+            };
+            V2 { c: v.c.map(|c| c.into_iter().map(e).collect()), a: v.a.into(), e: false, b: v.b, d: v.d }
+        }
+    }
+}
+
+/// Decodes a stored schema description, and a record by a writer's description (`describe`): never a panic; bytes
+/// postcard accepts as the writer's type read back exactly as it, and by name as the next version.
+pub fn schema(bytes: &[u8]) {
+    use std::sync::OnceLock;
+    static WRITER: OnceLock<crate::describe::TypeDescription> = OnceLock::new();
+    let _ = crate::evolve::decode_description(bytes);
+    let writer = WRITER.get_or_init(|| crate::describe::describe::<versions::V1>().expect("V1 describes"));
+    let same = crate::describe::decode_as::<versions::V1>(bytes, writer);
+    let next = crate::describe::decode_as::<versions::V2>(bytes, writer);
+    if let Ok((v1, [])) = postcard::take_from_bytes::<versions::V1>(bytes) {
+        assert_eq!(same.as_ref().ok(), Some(&v1));
+        assert_eq!(next.ok(), Some(versions::V2::from(v1)));
+    } else {
+        assert!(same.is_err(), "postcard refuses what the description decoded");
+    }
+}
+
 /// Replays one fuzz input through the decoder target named `target`. Returns false for an unknown target.
 pub fn replay(target: &str, data: &[u8]) -> bool {
     match target {
@@ -119,6 +186,7 @@ pub fn replay(target: &str, data: &[u8]) -> bool {
         "record_ops" => record_ops(data),
         "snapshot" => snapshot(data),
         "log_scan" => log_input(data),
+        "schema" => schema(data),
         _ => return false,
     }
     true
