@@ -103,6 +103,19 @@ impl Parse for SchemaInput {
             if tables[..i].iter().any(|u| u.name == t.name) {
                 return Err(syn::Error::new(t.name.span(), format!("table `{}` is declared twice", t.name)));
             }
+            // A table renamed from a name another table now has would take that table's data on disk.
+            for old in renamed_from(&t.attrs)?.1 {
+                if let Some(other) = tables.iter().find(|u| u.name == old.as_str()) {
+                    return Err(syn::Error::new(
+                        other.name.span(),
+                        format!(
+                            "table `{}` was renamed from `{old}`, so the data on disk under `{old}` is its own; \
+                             give this new table another name",
+                            t.name
+                        ),
+                    ));
+                }
+            }
             if t.name == "db" {
                 return Err(syn::Error::new(
                     t.name.span(),
