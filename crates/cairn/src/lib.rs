@@ -53,6 +53,7 @@ mod format;
 pub mod fuzzing;
 mod id;
 mod index;
+pub mod inspect;
 mod log;
 mod options;
 mod schema;

@@ -11,12 +11,14 @@
 //! - `compat` decides whether records written under one description can be read as another, and says where not.
 
 mod compat;
+mod dynamic;
 mod shape;
 mod trace;
 mod value;
 
+pub use dynamic::Dynamic;
 pub use shape::{Container, Field, Shape, TypeDescription, Variant, VariantContent};
 
 pub(crate) use compat::{check_compatible, check_key_compatible, Incompatibility};
 pub(crate) use trace::{describe, TraceError};
-pub(crate) use value::{decode_as, ResolveError};
+pub(crate) use value::{decode_as, decode_dynamic, ResolveError};

@@ -20,7 +20,7 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 
-use super::{Shape, TypeDescription};
+use super::{Dynamic, Shape, TypeDescription};
 
 /// Why a record written under another description could not be read as the reader's type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +70,49 @@ pub(crate) fn decode_as<T: DeserializeOwned>(bytes: &[u8], writer: &TypeDescript
     let value = decode::decode(bytes, writer)
         .map_err(|error| ResolveError::Malformed(format!("at `{}`: {}", render(root, &error.trail), error.message)))?;
     T::deserialize(de::ValueDeserializer::new(value)).map_err(|error| error.into_resolve(root))
+}
+
+/// Decodes `bytes`, written with postcard under `writer`, into a [`Dynamic`] value: no Rust type needed.
+pub(crate) fn decode_dynamic(bytes: &[u8], writer: &TypeDescription) -> Result<Dynamic, String> {
+    let root = match &writer.root {
+        Shape::Named(name) => name.as_str(),
+        _ => "",
+    };
+    let value = decode::decode(bytes, writer)
+        .map_err(|error| format!("malformed record at `{}`: {}", render(root, &error.trail), error.message))?;
+    Ok(dynamic(value))
+}
+
+fn dynamic(value: Value<'_>) -> Dynamic {
+    let all = |values: Vec<Value<'_>>| values.into_iter().map(dynamic).collect();
+    let fields = |fields: Vec<(&str, Value<'_>)>| fields.into_iter().map(|(n, v)| (n.to_owned(), dynamic(v))).collect();
+    match value {
+        Value::Unit | Value::UnitStruct => Dynamic::Unit,
+        Value::Bool(b) => Dynamic::Bool(b),
+        Value::U64(n) => Dynamic::U64(n),
+        Value::I64(n) => Dynamic::I64(n),
+        Value::U128(n) => Dynamic::U128(n),
+        Value::I128(n) => Dynamic::I128(n),
+        Value::F32(x) => Dynamic::F64(x.into()),
+        Value::F64(x) => Dynamic::F64(x),
+        Value::Char(c) => Dynamic::Char(c),
+        Value::Str(text) => Dynamic::Str(text.to_owned()),
+        Value::Bytes(bytes) | Value::ByteSeq(bytes) | Value::ByteTuple(bytes) => Dynamic::Bytes(bytes.to_vec()),
+        Value::Option(inner) => Dynamic::Option(inner.map(|v| Box::new(dynamic(*v)))),
+        Value::Seq(items) | Value::Tuple(items) | Value::TupleStruct(items) => Dynamic::Seq(all(items)),
+        Value::Map(entries) => Dynamic::Map(entries.into_iter().map(|(k, v)| (dynamic(k), dynamic(v))).collect()),
+        Value::Newtype(inner) => dynamic(*inner),
+        Value::Struct(fs) => Dynamic::Struct(fields(fs)),
+        Value::Enum { variant, content } => Dynamic::Variant(
+            variant.to_owned(),
+            Box::new(match content {
+                Content::Unit => Dynamic::Unit,
+                Content::Newtype(inner) => dynamic(*inner),
+                Content::Tuple(items) => Dynamic::Seq(all(items)),
+                Content::Struct(fs) => Dynamic::Struct(fields(fs)),
+            }),
+        ),
+    }
 }
 
 /// A record decoded by its writer's description: postcard's data with the names put back. Names borrow from the

@@ -292,6 +292,11 @@ impl Snapshot {
         Ok(snap)
     }
 
+    /// The file's length in bytes.
+    pub(crate) fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
     /// Every record, in order: (offset in the file, table id, schema version, key, value).
     pub(crate) fn records(&self) -> impl Iterator<Item = (u64, u32, u32, &[u8], &[u8])> + '_ {
         self.records_in(0..self.record_blocks.len())
