@@ -54,7 +54,11 @@ mod v2 {
 fn cairn(args: &[&str], dir: &Path) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
     cmd.arg(args[0]).arg(dir).args(&args[1..]);
-    cmd.output().expect("the cairn binary runs")
+    let child = {
+        let _spawning = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn()
+    };
+    child.expect("the cairn binary runs").wait_with_output().expect("the cairn binary runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -62,8 +66,14 @@ fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
+/// Serializes writing the test databases with spawning the binary in other tests: a child between fork and exec
+/// holds a copy of the parent's open files, `LOCK` among them, so a reopen right after a close could find the
+/// database still locked (`Error::Locked`).
+static SPAWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A database written by v1 (a snapshot and a log), then by v2.
 fn database(dir: &Path) {
+    let _spawning = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
     let db = v1::Shop::open(dir).unwrap();
     db.transaction(|tx| {
         tx.accounts.insert(
@@ -183,4 +193,26 @@ fn a_torn_tail_is_left_out_and_reported() {
     assert!(info.contains(&format!("at offset {at}")), "{info}");
     let tables = stdout(&cairn(&["tables"], dir.path()));
     assert!(tables.contains("accounts\thash\t3"), "{tables}");
+}
+
+#[test]
+fn verify_says_ok_or_names_the_damage_with_exit_code_4() {
+    let dir = tempfile::tempdir().unwrap();
+    database(dir.path());
+    let ok = stdout(&cairn(&["verify"], dir.path()));
+    assert!(ok.starts_with("ok: 4 records"), "{ok}");
+    // Flip a byte inside the snapshot's records: its block checksum no longer matches.
+    let snap = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "snap"))
+        .unwrap();
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let at = bytes.len() - 40;
+    bytes[at] ^= 0x10;
+    std::fs::write(&snap, &bytes).unwrap();
+    let o = cairn(&["verify"], dir.path());
+    assert_eq!(o.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&*snap.to_string_lossy()) && err.contains("offset"), "{err}");
 }
