@@ -56,7 +56,7 @@ pub struct IndexDescription {
 
 impl TableDescription {
     /// True if `name` is this table's name or one of its earlier names.
-    fn answers_to(&self, name: &str) -> bool {
+    pub(crate) fn answers_to(&self, name: &str) -> bool {
         self.name == name || self.old_names.iter().any(|n| n == name)
     }
 }

@@ -10,15 +10,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::describe::{decode_dynamic, Dynamic, TypeDescription};
-use crate::error::{Corruption, Error, Result};
+use crate::db::open::{list, Listing};
+use crate::describe::{decode_dynamic, Dynamic};
+use crate::error::{Error, Result};
 use crate::evolve::{decode_description, SchemaDescription, TableDescription};
-use crate::log::frame::HEADER_LEN as FRAME_HEADER_LEN;
 use crate::log::record::{self, Op};
 use crate::log::scan::{self, SegmentData};
 use crate::log::segment;
 use crate::schema::TableKind;
-use crate::snapshot::{self, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::storage::{FsStorage, Storage};
 
 /// A read-only view of a database directory's contents.
@@ -70,16 +70,7 @@ impl Inspection {
 
     /// Reads the database in `dir` through `storage`.
     pub fn open_with(storage: &dyn Storage, dir: &Path) -> Result<Self> {
-        let names = storage.list(dir).map_err(|e| Error::io("list database directory", dir, e))?;
-        let mut snapshots = Vec::new();
-        let mut segments = Vec::new();
-        for name in names {
-            if let Some(seq) = snapshot::parse_name(&name) {
-                snapshots.push((seq, dir.join(name)));
-            } else if let Some(seq) = segment::parse_name(&name) {
-                segments.push((seq, dir.join(name)));
-            }
-        }
+        let Listing { snapshots, mut segments, .. } = list(storage, dir)?;
         if snapshots.is_empty() && segments.is_empty() {
             return Err(Error::io(
                 "find a Cairn database (no snapshot or log segment)",
@@ -87,18 +78,13 @@ impl Inspection {
                 std::io::Error::from(std::io::ErrorKind::NotFound),
             ));
         }
-        snapshots.sort();
-        segments.sort();
         let snap = match snapshots.last() {
             Some((_, path)) => Some(Snapshot::read(storage, path)?),
             None => None,
         };
         let snap_seq = snap.as_ref().map_or(0, |s| s.seq);
         segment::take_covered(&mut segments, snap_seq);
-        let bytes: Vec<Vec<u8>> = segments
-            .iter()
-            .map(|(_, p)| storage.read_all(p).map_err(|e| Error::io("read log segment", p, e)))
-            .collect::<Result<_>>()?;
+        let bytes = scan::read_segments(storage, segments.iter().map(|(_, p)| p.as_path()))?;
         let data: Vec<SegmentData<'_>> =
             segments.iter().zip(&bytes).map(|((_, path), bytes)| SegmentData { path, bytes }).collect();
         let scanned = scan::scan(&data, snap_seq)?;
@@ -151,14 +137,7 @@ impl Inspection {
                         }
                     }
                     Ok(Op::Writer { .. }) => {}
-                    Err(at) => {
-                        return Err(Corruption::new(
-                            seg.path,
-                            (frame.offset + FRAME_HEADER_LEN + at) as u64,
-                            "malformed operation in a checksummed frame",
-                        )
-                        .into())
-                    }
+                    Err(at) => return Err(frame.malformed_op(seg.path, at).into()),
                 }
             }
         }
@@ -203,16 +182,12 @@ impl Inspection {
             0 => self.schemas.values().next()?,
             v => self.schemas.get(&v)?,
         };
-        schema.tables.iter().find(|d| d.name == table.name || d.old_names.contains(&table.name))
+        schema.tables.iter().find(|d| d.answers_to(&table.name))
     }
 
     /// The newest description of `table`: its name in the code and its current key and value types.
     pub fn newest_description(&self, table: &InspectedTable) -> Option<&TableDescription> {
-        self.schemas
-            .values()
-            .rev()
-            .flat_map(|s| &s.tables)
-            .find(|d| d.name == table.name || d.old_names.contains(&table.name))
+        self.schemas.values().rev().flat_map(|s| &s.tables).find(|d| d.answers_to(&table.name))
     }
 
     /// Decodes an encoded key of `table` (keys encode alike in every version).
@@ -230,11 +205,6 @@ impl Inspection {
             )
         })?;
         decode_dynamic(&record.value, &d.value)
-    }
-
-    /// The key and value descriptions a table's records are decoded with.
-    pub fn types(&self, table: &InspectedTable) -> Option<(&TypeDescription, &TypeDescription)> {
-        self.newest_description(table).map(|d| (&d.key, &d.value))
     }
 }
 

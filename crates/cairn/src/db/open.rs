@@ -12,7 +12,6 @@ use super::{Background, Db, Inner, TableInfo, Writer};
 use crate::error::{Corruption, Error, Result};
 use crate::evolve::{self, Plan};
 use crate::format::FORMAT_VERSION;
-use crate::log::frame::HEADER_LEN as FRAME_HEADER_LEN;
 use crate::log::record::{self, Op};
 use crate::log::scan::{self, SegmentData};
 use crate::log::segment;
@@ -29,13 +28,14 @@ use crate::store::{DecodeFailure, FailureKind, LoadBatch, TableStore};
 pub(crate) const LOCK_FILE: &str = "LOCK";
 
 /// The files of a database directory, sorted by sequence number.
-struct Listing {
-    snapshots: Vec<(u64, PathBuf)>,
-    segments: Vec<(u64, PathBuf)>,
-    temporary: Vec<PathBuf>,
+pub(crate) struct Listing {
+    pub(crate) snapshots: Vec<(u64, PathBuf)>,
+    pub(crate) segments: Vec<(u64, PathBuf)>,
+    pub(crate) temporary: Vec<PathBuf>,
 }
 
-fn list(storage: &dyn Storage, dir: &Path) -> Result<Listing> {
+/// Lists the snapshots, log segments and leftover temporary files of the database directory `dir`.
+pub(crate) fn list(storage: &dyn Storage, dir: &Path) -> Result<Listing> {
     let names = storage.list(dir).map_err(|e| Error::io("list database directory", dir, e))?;
     let mut l = Listing { snapshots: Vec::new(), segments: Vec::new(), temporary: Vec::new() };
     for name in names {
@@ -79,10 +79,7 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
     // Segments entirely covered by the snapshot are leftovers too.
     let mut segments = listing.segments;
     obsolete.extend(segment::take_covered(&mut segments, snap_seq));
-    let bytes: Vec<Vec<u8>> = segments
-        .iter()
-        .map(|(_, p)| storage.read_all(p).map_err(|e| Error::io("read log segment", p, e)))
-        .collect::<Result<_>>()?;
+    let bytes = scan::read_segments(&*storage, segments.iter().map(|(_, p)| p.as_path()))?;
     let data: Vec<SegmentData<'_>> =
         segments.iter().zip(&bytes).map(|((_, path), bytes)| SegmentData { path, bytes }).collect();
     let scanned = scan::scan(&data, snap_seq)?;
@@ -99,14 +96,7 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
                 }
                 Ok(Op::DefineSchema { schema, description }) => raw_schemas.push((schema, description)),
                 Ok(_) => {}
-                Err(at) => {
-                    return Err(Corruption::new(
-                        data[frame.segment].path,
-                        (frame.offset + FRAME_HEADER_LEN + at) as u64,
-                        "malformed operation in a checksummed frame",
-                    )
-                    .into())
-                }
+                Err(at) => return Err(frame.malformed_op(data[frame.segment].path, at).into()),
             }
         }
     }
@@ -316,9 +306,7 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
     };
     // A segment of an older format is continued only to clean its tail, then rolled: a segment's frames are all of
     // its header's format version.
-    let older_format = segments.len().checked_sub(1).is_some_and(|last| {
-        bytes[last].get(8..12).is_some_and(|v| u32::from_le_bytes(v.try_into().expect("4 bytes")) < FORMAT_VERSION)
-    });
+    let older_format = bytes.last().and_then(|b| segment::header_version(b)).is_some_and(|v| v < FORMAT_VERSION);
     drop(bytes);
     let resumable = scanned.cut.as_ref().is_none_or(|c| c.offset != 0) && !segments.is_empty();
     let mut log = match segments.last() {

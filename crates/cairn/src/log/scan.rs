@@ -39,6 +39,26 @@ impl FrameAt {
         let start = self.offset + frame::HEADER_LEN;
         &bytes[start..start + self.header.len as usize]
     }
+
+    /// The damage of an operation that does not decode at `at` (within the payload) of this frame, in `path`.
+    pub(crate) fn malformed_op(&self, path: &Path, at: usize) -> Corruption {
+        Corruption::new(
+            path,
+            (self.offset + frame::HEADER_LEN + at) as u64,
+            "malformed operation in a checksummed frame",
+        )
+    }
+}
+
+/// Reads the segments at `paths` whole.
+pub(crate) fn read_segments<'p>(
+    storage: &dyn crate::storage::Storage,
+    paths: impl IntoIterator<Item = &'p Path>,
+) -> crate::error::Result<Vec<Vec<u8>>> {
+    paths
+        .into_iter()
+        .map(|p| storage.read_all(p).map_err(|e| crate::error::Error::io("read log segment", p, e)))
+        .collect()
 }
 
 /// Where the log must be cut before anything new is appended.

@@ -46,6 +46,11 @@ pub(crate) enum HeaderError {
     Unsupported(String),
 }
 
+/// The format version a segment's header names (unchecked: read it only from a header `decode_header` accepted).
+pub(crate) fn header_version(buf: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(buf.get(8..12)?.try_into().ok()?))
+}
+
 /// Decodes a segment header, returning its `first_seq`.
 pub(crate) fn decode_header(buf: &[u8]) -> Result<u64, HeaderError> {
     let Some(h) = buf.get(..HEADER_LEN) else {
@@ -58,7 +63,7 @@ pub(crate) fn decode_header(buf: &[u8]) -> Result<u64, HeaderError> {
     if crc32c::crc32c(&h[0..28]) != stored {
         return Err(HeaderError::Bad("segment header checksum mismatch"));
     }
-    let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
+    let version = header_version(h).expect("a whole header");
     if version == 0 || version > FORMAT_VERSION {
         return Err(HeaderError::Unsupported(format!(
             "segment written by format version {version}, this build reads versions 1 to {FORMAT_VERSION}; use a Cairn that reads it"

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{file_name, CatalogEntry, Snapshot, SnapshotWriter};
-use crate::error::{Corruption, Error, Result};
+use crate::error::{Corruption, Result};
 use crate::log::record::{self, Op};
 use crate::log::scan::{self, SegmentData};
 use crate::storage::Storage;
@@ -42,10 +42,7 @@ pub(crate) fn fold(
     let old = old.map(|p| Snapshot::read(storage, p)).transpose()?;
     let after = old.as_ref().map_or(0, |s| s.seq);
     let mut catalog = old.as_ref().map(|s| s.catalog.clone()).unwrap_or_default();
-    let bytes: Vec<Vec<u8>> = segments
-        .iter()
-        .map(|p| storage.read_all(p).map_err(|e| Error::io("read log segment", p, e)))
-        .collect::<Result<_>>()?;
+    let bytes = scan::read_segments(storage, segments.iter().map(PathBuf::as_path))?;
     let data: Vec<SegmentData<'_>> =
         segments.iter().zip(&bytes).map(|(path, bytes)| SegmentData { path, bytes }).collect();
     let scanned = scan::scan(&data, after)?;
@@ -78,15 +75,7 @@ pub(crate) fn fold(
                     }
                 }
                 Ok(Op::Writer { .. }) => {}
-                Err(at) => {
-                    let offset = (frame.offset + crate::log::frame::HEADER_LEN + at) as u64;
-                    return Err(Corruption::new(
-                        &segments[frame.segment],
-                        offset,
-                        "malformed operation in a checksummed frame",
-                    )
-                    .into());
-                }
+                Err(at) => return Err(frame.malformed_op(&segments[frame.segment], at).into()),
             }
         }
     }
