@@ -78,7 +78,7 @@ pub(crate) enum Plan {
 #[derive(Debug, Clone)]
 pub(crate) struct Refusal {
     path: String,
-    writer_version: u32,
+    pub(crate) writer_version: u32,
     writer: String,
     reader_version: u32,
     reader: String,

@@ -18,14 +18,14 @@ use super::log::Frame;
 use super::FeedError;
 use crate::db::Inner;
 use crate::error::{Corruption, Error};
-use crate::evolve::{Plan, TablePlans};
+use crate::evolve::TablePlans;
 use crate::log::frame::HEADER_LEN;
 use crate::log::record::{self, Op};
 use crate::schema::{Key, Value};
 use crate::store::hash::HashStore;
 use crate::store::ordered::OrderedStore;
 use crate::store::state::Committed;
-use crate::store::{decode, decode_value, DecodeFailure, Entry, FailureKind, Store, WriteSet};
+use crate::store::{decode, decode_value, DecodeFailure, Entry, Store, WriteSet};
 
 /// One operation on a table as the log holds it: the encoded key, and for a put the schema version and the encoded
 /// value.
@@ -67,17 +67,7 @@ impl<S: Store> Decoder for Typed<S> {
             let key: S::K = decode(key, "key")?;
             changes.push(match value {
                 Some((schema, value)) => {
-                    let value = match self.0.get(schema) {
-                        plan @ (Plan::Fast | Plan::Resolve(_)) => decode_value(value, plan)?,
-                        Plan::Refuse(_) | Plan::Undefined => {
-                            return Err(DecodeFailure {
-                                what: "value",
-                                message: format!("written by schema version {schema}, which this schema cannot read"),
-                                kind: FailureKind::Mismatch(String::new()),
-                            })
-                        }
-                    };
-                    Change::written(Arc::new(Entry { key, value }))
+                    Change::written(Arc::new(Entry { key, value: decode_value(value, self.0.get(schema))? }))
                 }
                 None => Change::removed_key(key),
             });

@@ -104,9 +104,17 @@ pub(crate) enum FailureKind {
     Mismatch(String),
 }
 
-/// Decodes a value written under `plan` (`Plan::Fast` or `Plan::Resolve`; the caller handles the others).
+/// Decodes a value written under `plan`. A refused or undefined version is a `Mismatch` here; open checks for those
+/// first, to report them with their own errors.
 pub(crate) fn decode_value<V: DeserializeOwned>(bytes: &[u8], plan: &Plan) -> Result<V, DecodeFailure> {
+    let unreadable =
+        |message: String| DecodeFailure { what: "value", message, kind: FailureKind::Mismatch(String::new()) };
     match plan {
+        Plan::Fast => decode(bytes, "value"),
+        Plan::Refuse(r) => {
+            Err(unreadable(format!("written by schema version {}, which this schema cannot read", r.writer_version)))
+        }
+        Plan::Undefined => Err(unreadable("written by a schema version the database does not define".into())),
         Plan::Resolve(writer) => crate::describe::decode_as::<V>(bytes, writer).map_err(|e| {
             use crate::describe::ResolveError;
             match e {
@@ -123,7 +131,6 @@ pub(crate) fn decode_value<V: DeserializeOwned>(bytes: &[u8], plan: &Plan) -> Re
                 }
             }
         }),
-        _ => decode(bytes, "value"),
     }
 }
 
