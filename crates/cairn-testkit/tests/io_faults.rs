@@ -127,3 +127,50 @@ fn second_open_of_a_locked_directory_fails_at_once() {
     drop(db);
     Kv::open(dir.path()).unwrap();
 }
+
+/// A transaction large enough to write its frame while it runs (several MiB) meets a failed write: the insert that
+/// triggered it fails, the database fails, and even a transaction that ignores the error and returns `Ok` cannot
+/// commit what was lost; a reopen gives the state before it.
+#[test]
+fn a_failed_write_of_a_large_transaction_fails_it_even_if_the_error_is_ignored() {
+    let big = "x".repeat(1024);
+    for ignore in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FaultyStorage::new();
+        let db = open(dir.path(), &storage).unwrap();
+        db.items.insert(1, "one".into()).unwrap();
+        // The first write after this is the large transaction's first chunk (nothing else writes meanwhile).
+        storage.fail(Call::Write, 1, ErrorKind::StorageFull, false);
+        let mut failed_inserts = 0;
+        let result = db.transaction(|tx| {
+            for i in 10..10_000 {
+                match tx.items.insert(i, big.clone()) {
+                    Ok(_) => {}
+                    Err(e) if ignore => {
+                        assert!(e.to_string().contains("append to log segment") || e.to_string().contains("failed"));
+                        failed_inserts += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        });
+        let err = result.unwrap_err();
+        assert!(storage.fired());
+        assert!(!ignore || failed_inserts > 0, "the insert that wrote the chunk reported the failure");
+        if !ignore {
+            assert!(err.to_string().contains("append to log segment"), "{err}");
+        } else {
+            assert!(matches!(err, cairn::Error::Failed { .. }), "{err}");
+        }
+        assert_eq!(contents(&db), BTreeMap::from([(1, "one".to_string())]), "nothing of it is visible");
+        assert!(matches!(db.items.insert(2, "two".into()), Err(cairn::Error::Failed { .. })));
+        drop(db);
+        storage.heal();
+        let db = open(dir.path(), &storage).unwrap();
+        assert_eq!(contents(&db), BTreeMap::from([(1, "one".to_string())]));
+        db.items.insert(2, "two".into()).unwrap();
+        drop(db);
+        assert_eq!(open(dir.path(), &storage).unwrap().items.len(), 2);
+    }
+}

@@ -15,6 +15,7 @@ use std::marker::PhantomData;
 use std::ops::RangeBounds;
 use std::sync::Arc;
 
+use crate::db::spill::Payload;
 use crate::db::Inner;
 use crate::error::{Error, Result};
 use crate::log::record;
@@ -52,7 +53,7 @@ impl Drop for TxnFlag {
 type AnyWrites = Box<dyn Any + Send + Sync>;
 
 /// What a finished transaction hands to the commit path: its encoded record, its write sets and its index claims.
-pub(crate) type Parts = (Vec<u8>, Vec<(usize, AnyWrites)>, Vec<(usize, TableClaims)>);
+pub(crate) type Parts = (Payload, Vec<(usize, AnyWrites)>, Vec<(usize, TableClaims)>);
 
 /// An open transaction, untyped. The `schema!` struct's transaction type wraps it with one typed table per field.
 pub struct Transaction<'t> {
@@ -64,7 +65,7 @@ pub struct Transaction<'t> {
     claims: RefCell<Vec<(usize, TableClaims)>>,
     /// The next id this transaction would hand out, per auto-id table it took ids from (by position).
     next_ids: RefCell<Vec<(usize, u64)>>,
-    payload: RefCell<Vec<u8>>,
+    payload: RefCell<Payload>,
     scratch: RefCell<Vec<u8>>,
     _flag: TxnFlag,
 }
@@ -72,6 +73,13 @@ pub struct Transaction<'t> {
 impl fmt::Debug for Transaction<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transaction").field("bytes", &self.payload.borrow().len()).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        // Dropped without committing (an `Err`, a panic): a frame it was writing ahead is cut off the log.
+        self.payload.get_mut().abort(&self.inner.pipeline);
     }
 }
 
@@ -83,7 +91,7 @@ impl<'t> Transaction<'t> {
             writes: RefCell::new((0..inner.tables.len()).map(|_| None).collect()),
             claims: RefCell::new(Vec::new()),
             next_ids: RefCell::new(Vec::new()),
-            payload: RefCell::new(Vec::new()),
+            payload: RefCell::new(Payload::default()),
             scratch: RefCell::new(Vec::new()),
             _flag: TxnFlag::set(),
         }
@@ -100,9 +108,8 @@ impl<'t> Transaction<'t> {
 
     /// The encoded record, the write sets of the tables written and the claims on their unique indexes.
     pub(crate) fn into_parts(self) -> Parts {
-        let Transaction { writes, claims, payload, .. } = self;
-        let writes = writes.into_inner().into_iter().enumerate().filter_map(|(pos, w)| w.map(|w| (pos, w))).collect();
-        (payload.into_inner(), writes, claims.into_inner())
+        let writes = self.writes.take().into_iter().enumerate().filter_map(|(pos, w)| w.map(|w| (pos, w))).collect();
+        (self.payload.take(), writes, self.claims.take())
     }
 
     /// Takes `count` ids of the auto-id table at `pos`, returning the first: the next id after those this transaction
@@ -171,22 +178,31 @@ impl<'t> Transaction<'t> {
     pub(crate) fn create_table(&self, id: u32, kind: TableKind, name: &str) {
         let mut payload = self.payload.borrow_mut();
         self.begin_payload(&mut payload);
-        record::put_create(&mut payload, id, kind, name);
+        record::put_create(payload.buf(), id, kind, name);
     }
 
     /// Writes the definition of schema version `version` (at open, when the running schema is new).
     pub(crate) fn define_schema(&self, version: u32, description: &[u8]) {
         let mut payload = self.payload.borrow_mut();
         self.begin_payload(&mut payload);
-        record::put_schema(&mut payload, version, description);
+        record::put_schema(payload.buf(), version, description);
     }
 
     /// Starts the payload, if it is empty, with the running schema's version: every put after it was encoded by
     /// that version. (A transaction that writes nothing leaves the payload empty and makes no frame.)
-    fn begin_payload(&self, payload: &mut Vec<u8>) {
+    fn begin_payload(&self, payload: &mut Payload) {
         if payload.is_empty() {
-            record::put_writer(payload, self.inner.schema_version);
+            record::put_writer(payload.buf(), self.inner.schema_version);
         }
+    }
+
+    /// The payload, ready for one more operation: written out to the log first if it has grown large
+    /// (`db::spill`).
+    fn payload_for_op(&self) -> Result<std::cell::RefMut<'_, Payload>> {
+        let mut payload = self.payload.borrow_mut();
+        payload.make_room(&self.inner.pipeline, self.pending.last().map(|c| c.seq))?;
+        self.begin_payload(&mut payload);
+        Ok(payload)
     }
 
     fn table_name(&self, pos: usize) -> &'static str {
@@ -226,16 +242,15 @@ impl<'t> Transaction<'t> {
             self.claim::<S>(pos, &key, prior.as_ref().map(|e| &e.value), Some(&value))?;
         }
         {
-            let mut payload = self.payload.borrow_mut();
+            let mut payload = self.payload_for_op()?;
+            let payload = payload.buf();
             let mut scratch = self.scratch.borrow_mut();
             let start = payload.len();
-            self.begin_payload(&mut payload);
-            record::begin_put(&mut payload, self.inner.tables[pos].id);
-            let encoded = record::put_serialized(&mut payload, &mut scratch, &key)
+            record::begin_put(payload, self.inner.tables[pos].id);
+            let encoded = record::put_serialized(payload, &mut scratch, &key)
                 .map_err(|e| self.encode_err(pos, "key", e))
                 .and_then(|()| {
-                    record::put_serialized(&mut payload, &mut scratch, &value)
-                        .map_err(|e| self.encode_err(pos, "value", e))
+                    record::put_serialized(payload, &mut scratch, &value).map_err(|e| self.encode_err(pos, "value", e))
                 });
             if let Err(e) = encoded {
                 payload.truncate(start);
@@ -252,12 +267,12 @@ impl<'t> Transaction<'t> {
             self.claim::<S>(pos, &prior.key, Some(&prior.value), None)?;
         }
         {
-            let mut payload = self.payload.borrow_mut();
+            let mut payload = self.payload_for_op()?;
+            let payload = payload.buf();
             let mut scratch = self.scratch.borrow_mut();
             let start = payload.len();
-            self.begin_payload(&mut payload);
-            record::begin_delete(&mut payload, self.inner.tables[pos].id);
-            if let Err(e) = record::put_serialized(&mut payload, &mut scratch, &prior.key) {
+            record::begin_delete(payload, self.inner.tables[pos].id);
+            if let Err(e) = record::put_serialized(payload, &mut scratch, &prior.key) {
                 payload.truncate(start);
                 return Err(self.encode_err(pos, "key", e));
             }

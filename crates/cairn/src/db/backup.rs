@@ -87,7 +87,10 @@ impl Inner {
         let mut partial = Partial::prepare(&*self.storage, out)?;
         let (seq, files, bytes) = {
             let current = self.snapshot.lock();
-            let active = self.pipeline.roll()?;
+            let active = {
+                let _writer = self.writer.lock();
+                self.pipeline.roll()?
+            };
             let names = self.files_before(current.as_ref().map(|(seq, _)| *seq), active)?;
             let mut buf = vec![0u8; CHUNK];
             let mut bytes = 0;

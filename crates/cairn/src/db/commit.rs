@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::group::{self, Batch, Group, Unpublished};
+use super::spill::Prewritten;
 use crate::error::{Error, Result};
 use crate::feed::Hub;
 use crate::log::frame::{FrameHeader, HEADER_LEN, KIND_TXN};
@@ -43,6 +44,8 @@ struct Frame {
     header: [u8; HEADER_LEN],
     payload: Vec<u8>,
     pad: usize,
+    /// The frame is in the log already (`db::spill`): `header` and `payload` are empty.
+    prewritten: Option<Prewritten>,
     committed: Arc<Committed>,
     sync: bool,
 }
@@ -53,7 +56,7 @@ impl Frame {
     fn new(seq: u64, durable: u64, payload: Vec<u8>, committed: Arc<Committed>, sync: bool) -> Self {
         let header = FrameHeader::for_payload(KIND_TXN, seq, durable, &payload);
         let pad = header.frame_len() - HEADER_LEN - payload.len();
-        Frame { header: header.encode(), payload, pad, committed, sync }
+        Frame { header: header.encode(), payload, pad, prewritten: None, committed, sync }
     }
 }
 
@@ -63,6 +66,8 @@ impl Frame {
 struct Frames {
     chunks: Vec<Vec<u8>>,
     last_chunk_small: bool,
+    /// Where the batch begins in the log if its first frame was written ahead (`db::spill`).
+    prewritten: Option<Prewritten>,
     bytes: u64,
     committed: Vec<Arc<Committed>>,
     sync: bool,
@@ -72,8 +77,14 @@ impl Batch for Frames {
     type Item = Frame;
 
     fn push(&mut self, frame: Frame) {
-        self.bytes += (HEADER_LEN + frame.payload.len() + frame.pad) as u64;
-        if frame.payload.len() >= OWN_CHUNK {
+        if let Some(pre) = frame.prewritten {
+            // Its writer held the log from the end of the last batch published until it queued this frame, so it is
+            // the first of its batch.
+            debug_assert!(self.committed.is_empty(), "a frame written ahead begins its batch");
+            self.prewritten = Some(pre);
+            self.bytes += pre.bytes;
+        } else if frame.payload.len() >= OWN_CHUNK {
+            self.bytes += (HEADER_LEN + frame.payload.len() + frame.pad) as u64;
             self.chunks.push(frame.header.to_vec());
             self.chunks.push(frame.payload);
             if frame.pad > 0 {
@@ -81,6 +92,7 @@ impl Batch for Frames {
             }
             self.last_chunk_small = false;
         } else {
+            self.bytes += (HEADER_LEN + frame.payload.len() + frame.pad) as u64;
             if !self.last_chunk_small {
                 self.chunks.push(Vec::with_capacity(64 * 1024));
                 self.last_chunk_small = true;
@@ -147,6 +159,37 @@ impl Pipeline {
         Error::Failed { path: self.dir.clone(), cause: failed.0 }
     }
 
+    /// The publisher, for a large transaction writing its frame ahead (`db::spill`).
+    pub(crate) fn publisher(&self) -> impl std::ops::DerefMut<Target = Publisher> + '_ {
+        self.group.publisher()
+    }
+
+    /// Puts the pipeline into the failed state after `error` from work its caller did holding the publisher.
+    pub(crate) fn fail(&self, held: &Publisher, error: &Error) {
+        self.group.fail(held, error.to_string());
+    }
+
+    /// Queues transaction `seq`, whose frame `pre` is in the log already (`db::spill`). Called as
+    /// [`Pipeline::enqueue`] is.
+    pub(crate) fn enqueue_prewritten(
+        &self,
+        seq: u64,
+        pre: Prewritten,
+        committed: Arc<Committed>,
+        sync: bool,
+    ) -> Result<()> {
+        let frame =
+            Frame { header: [0; HEADER_LEN], payload: Vec::new(), pad: 0, prewritten: Some(pre), committed, sync };
+        self.group.enqueue(seq, frame).map_err(|f| {
+            // Failed since the frame was written: it never becomes part of the log.
+            let mut p = self.group.publisher();
+            if p.log.first_seq() == pre.segment {
+                p.log.cut_back(pre.start);
+            }
+            self.failed(f)
+        })
+    }
+
     /// Queues transaction `seq`. Must be called in sequence order (under the writer lock).
     pub(crate) fn enqueue(&self, seq: u64, payload: Vec<u8>, committed: Arc<Committed>, sync: bool) -> Result<()> {
         let frame = Frame::new(seq, self.synced.load(Ordering::Acquire), payload, committed, sync);
@@ -163,7 +206,12 @@ impl Pipeline {
     }
 
     fn flush(&self, p: &mut Publisher, frames: Frames, upto: u64) -> Result<Flushed> {
-        let start = p.log.offset();
+        // A frame written ahead is cut back with the batch if the fsync fails, unless a roll has closed its segment
+        // since (the roll fsynced it).
+        let start = match frames.prewritten {
+            Some(pre) if pre.segment == p.log.first_seq() => pre.start,
+            _ => p.log.offset(),
+        };
         p.log.append(&frames.chunks, upto)?;
         if frames.sync {
             if let Err(e) = p.log.sync() {
@@ -208,7 +256,8 @@ impl Pipeline {
     }
 
     /// Closes the active segment (if it holds any frame) and starts a new one. Returns the first sequence number of
-    /// the new active segment: every segment before it is closed and immutable.
+    /// the new active segment: every segment before it is closed and immutable. The caller holds the writer lock, so
+    /// that no transaction is writing its frame ahead (`db::spill`).
     pub(crate) fn roll(&self) -> Result<u64> {
         let mut p = self.group.publisher();
         self.check()?;

@@ -37,7 +37,10 @@ impl Inner {
     /// Compacts now. Concurrent calls run one after the other.
     pub(crate) fn compact(&self) -> Result<()> {
         let mut current = self.snapshot.lock();
-        let active_first = self.pipeline.roll()?;
+        let active_first = {
+            let _writer = self.writer.lock();
+            self.pipeline.roll()?
+        };
         let upto = active_first - 1;
         let base_seq = current.as_ref().map_or(0, |(seq, _)| *seq);
         if upto <= base_seq {

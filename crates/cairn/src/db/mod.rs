@@ -10,6 +10,7 @@ pub(crate) mod commit;
 pub(crate) mod compact;
 mod group;
 pub(crate) mod open;
+pub(crate) mod spill;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -117,7 +118,7 @@ impl Inner {
         self.pipeline.check()?;
         let published = self.pipeline.published();
         writer.pending.retain(|c| c.seq > published);
-        let (value, payload, writes, claims) = {
+        let (value, mut payload, writes, claims) = {
             let tx = Transaction::new(self, &writer.pending);
             let value = f(&tx)?;
             tx.finish()?;
@@ -127,17 +128,19 @@ impl Inner {
         if payload.is_empty() {
             return Ok(value);
         }
-        if payload.len() as u64 > crate::log::frame::MAX_PAYLOAD {
-            return Err(Error::TransactionTooLarge {
-                size: payload.len() as u64,
-                limit: crate::log::frame::MAX_PAYLOAD,
-            }
-            .into());
+        if payload.len() > crate::log::frame::MAX_PAYLOAD {
+            payload.abort(&self.pipeline);
+            return Err(
+                Error::TransactionTooLarge { size: payload.len(), limit: crate::log::frame::MAX_PAYLOAD }.into()
+            );
         }
         let seq = writer.next_seq;
         let committed = Arc::new(Committed { seq, writes, claims });
         let sync = durability.unwrap_or(self.durability) == Durability::Immediate;
-        self.pipeline.enqueue(seq, payload, committed.clone(), sync)?;
+        match payload.finish(&self.pipeline, seq)? {
+            Ok(bytes) => self.pipeline.enqueue(seq, bytes, committed.clone(), sync)?,
+            Err(pre) => self.pipeline.enqueue_prewritten(seq, pre, committed.clone(), sync)?,
+        }
         writer.next_seq += 1;
         writer.pending.push(committed);
         drop(writer);

@@ -104,12 +104,7 @@ impl LogWriter {
     /// is cut back to where it was, as far as the storage lets us.
     pub(crate) fn append(&mut self, chunks: &[Vec<u8>], upto: u64) -> Result<()> {
         let start = self.offset;
-        let needed = start + chunks.iter().map(|c| c.len() as u64).sum::<u64>();
-        if needed > self.reserved {
-            let target = needed.max(self.reserved.saturating_mul(2).min(self.segment_limit));
-            self.file.allocate(target).map_err(|e| Error::io("reserve space for log segment", &self.path, e))?;
-            self.reserved = target;
-        }
+        self.reserve(start + chunks.iter().map(|c| c.len() as u64).sum::<u64>())?;
         let mut at = start;
         for chunk in chunks {
             if let Err(e) = self.file.write_all_at(chunk, at) {
@@ -121,6 +116,32 @@ impl LogWriter {
         self.offset = at;
         self.written_seq = upto;
         Ok(())
+    }
+
+    /// Reserves space up to `needed` bytes, doubling the reservation (up to the segment size) when it grows.
+    fn reserve(&mut self, needed: u64) -> Result<()> {
+        if needed > self.reserved {
+            let target = needed.max(self.reserved.saturating_mul(2).min(self.segment_limit));
+            self.file.allocate(target).map_err(|e| Error::io("reserve space for log segment", &self.path, e))?;
+            self.reserved = target;
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` at `at`, at or past the end of the data, reserving space as [`LogWriter::append`] does. The end
+    /// of the data stays where it is until [`LogWriter::extend_to`]: this is how a large transaction writes its frame
+    /// while it runs (`db::spill`). On failure nothing is cut back; the caller does that.
+    pub(crate) fn write_ahead(&mut self, bytes: &[u8], at: u64) -> Result<()> {
+        debug_assert!(at >= self.offset, "written ahead of the data, never over it");
+        self.reserve(at + bytes.len() as u64)?;
+        self.file.write_all_at(bytes, at).map_err(|e| Error::io("append to log segment", &self.path, e))
+    }
+
+    /// Moves the end of the data to `end`, over whole frames written ahead up to sequence number `seq`.
+    pub(crate) fn extend_to(&mut self, end: u64, seq: u64) {
+        debug_assert!(end >= self.offset && end <= self.reserved);
+        self.offset = end;
+        self.written_seq = seq;
     }
 
     /// Makes everything written so far durable.
