@@ -15,3 +15,22 @@ pub(crate) fn run_in_background() {
         }
     }
 }
+
+/// Starts writeback of `len` bytes of `file` at `offset` (`sync_file_range(2)` with `SYNC_FILE_RANGE_WRITE`): the
+/// pages go to the device while the caller goes on, and a later `fdatasync` has less to wait for. No durability
+/// is promised or assumed. Best effort: a failure (or another system) changes nothing but the timing.
+pub(crate) fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
+        // SAFETY: `sync_file_range` reads no memory of ours; the descriptor is open for as long as `file` is
+        // borrowed, and the call only schedules I/O of that file's page cache.
+        let r = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+        if r != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "could not start writeback of a log segment");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}

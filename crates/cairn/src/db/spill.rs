@@ -127,6 +127,9 @@ impl Spill {
             pipeline.fail(&p, &e);
             return Err(e);
         }
+        // The chunk goes to the device while the transaction encodes the next, so the commit's fsync finds little
+        // left to write.
+        p.log.start_writeback(at, bytes.len() as u64);
         self.crc = crc32c::crc32c_append(self.crc, bytes);
         self.len += bytes.len() as u64;
         Ok(())

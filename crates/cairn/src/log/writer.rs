@@ -137,6 +137,11 @@ impl LogWriter {
         self.file.write_all_at(bytes, at).map_err(|e| Error::io("append to log segment", &self.path, e))
     }
 
+    /// Starts writing `len` bytes at `at` to the device, without waiting (see [`StorageFile::start_writeback`]).
+    pub(crate) fn start_writeback(&self, at: u64, len: u64) {
+        self.file.start_writeback(at, len);
+    }
+
     /// Moves the end of the data to `end`, over whole frames written ahead up to sequence number `seq`.
     pub(crate) fn extend_to(&mut self, end: u64, seq: u64) {
         debug_assert!(end >= self.offset && end <= self.reserved);
