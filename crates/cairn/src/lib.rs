@@ -97,7 +97,7 @@ pub use cairn_macros::schema;
 
 // Opening a database.
 pub use db::Db;
-pub use options::{Builder, Durability};
+pub use options::{Builder, Durability, Mode};
 
 // Schema evolution: the stored schema.
 pub use db::Unreadable;

@@ -86,7 +86,8 @@ impl Inner {
         }
         let mut partial = Partial::prepare(&*self.storage, out)?;
         let (seq, files, bytes) = {
-            let current = self.snapshot.lock();
+            let mut current = self.snapshot.lock();
+            let _lock = self.hold_log(&mut current)?;
             let active = self.pipeline.roll()?;
             let names = self.files_before(current.as_ref().map(|(seq, _)| *seq), active)?;
             let mut buf = vec![0u8; CHUNK];
