@@ -178,3 +178,6 @@ pub(crate) fn repair(storage: &dyn Storage, dir: &Path, counter: &Counter) -> Re
     counter.clear_dirty();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
