@@ -154,3 +154,19 @@ fn the_change_feed_delivers_another_handles_commits_once_this_one_caught_up() {
     assert_eq!(first.seq() + 1, second.seq());
     assert_eq!(second.seq(), a.db().last_seq());
 }
+
+#[test]
+fn a_backup_from_one_handle_holds_what_the_other_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (shared(dir.path()), shared(dir.path()));
+    for k in 0..10 {
+        a.counters.insert(k, 1).unwrap();
+    }
+    a.db().compact().unwrap();
+    a.counters.insert(10, 1).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let backup = b.db().backup_to(out.path().join("copy")).unwrap();
+    assert_eq!(backup.seq, a.db().last_seq());
+    let copy = Bank::open(out.path().join("copy")).unwrap();
+    assert_eq!(copy.counters.len(), 11);
+}

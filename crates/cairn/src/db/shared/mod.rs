@@ -107,6 +107,15 @@ fn open_rw(path: &Path) -> std::io::Result<File> {
 
 /// Attaches to the database in `dir` in shared mode: takes the writer lock, then the mode lock shared.
 pub(crate) fn attach(dir: &Path, lock_path: &Path, defs: &[TableDef], segment_size: u64) -> Result<Attached> {
+    // Followers read log segments that a compaction in another process may remove meanwhile; only Unix keeps a
+    // removed file readable through the descriptors open on it.
+    if !cfg!(unix) {
+        return Err(Error::io(
+            "open in shared mode, which needs Unix file semantics (open it in exclusive mode)",
+            dir,
+            std::io::ErrorKind::Unsupported.into(),
+        ));
+    }
     let counter_path = dir.join(COUNTER_FILE);
     let file = open_rw(&counter_path).map_err(|e| Error::io("open shared-mode counter file", &counter_path, e))?;
     file.lock().map_err(|e| Error::io("take the writer lock of a shared-mode database", &counter_path, e))?;
