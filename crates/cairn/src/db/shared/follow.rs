@@ -106,7 +106,7 @@ impl Inner {
                         // Folded into a snapshot by a compaction in another process.
                         batch.clear();
                         bytes = 0;
-                        published = self.reload(shared, &mut p)?;
+                        published = self.reload(shared, &mut p, published + 1)?;
                     }
                 },
             }
@@ -156,23 +156,30 @@ impl Inner {
         }
     }
 
-    /// Replaces both copies of the state with the newest snapshot and positions the log after it; returns its
-    /// sequence number. Retries if a compaction replaces the snapshot meanwhile.
-    fn reload(&self, shared: &Shared, p: &mut Publisher) -> Result<u64> {
+    /// Replaces both copies of the state with the newest snapshot, which must hold frame `needed` (its segment is
+    /// gone), and positions the log after it; returns its sequence number. Retries if a compaction replaces the
+    /// snapshot meanwhile.
+    fn reload(&self, shared: &Shared, p: &mut Publisher, needed: u64) -> Result<u64> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let gone =
                 |e: &Error| matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
             let listing = crate::db::open::list(&*self.storage, &self.dir)?;
-            let Some((seq, path)) = listing.snapshots.last().cloned() else {
-                return Err(Corruption::new(
-                    &self.dir,
+            let missing = || -> Error {
+                Corruption::new(
+                    self.dir.join(segment::file_name(needed)),
                     0,
-                    "log frames another process committed are gone and no snapshot holds them",
+                    format!(
+                        "frame {needed} was committed by another process, but neither the log nor a snapshot holds it"
+                    ),
                 )
-                .into());
+                .into()
             };
+            let Some((seq, path)) = listing.snapshots.last().cloned() else { return Err(missing()) };
+            if seq < needed {
+                return Err(missing());
+            }
             let snap = match Snapshot::read(&*self.storage, &path) {
                 Err(e) if gone(&e) && attempt < 5 => continue,
                 r => r?,
