@@ -32,8 +32,8 @@ pub enum Error {
     Corrupt(#[from] Corruption),
     /// Another process (or another handle in this process) holds the database directory in exclusive mode.
     #[error(
-        "database {path} is open in exclusive mode by another process or another handle in this one; close it \
-         first (several processes can share a database if every one opens it with Builder::mode(Mode::Shared))"
+        "database {path} is locked: open in exclusive mode by another process or another handle in this one; close \
+         it first (several processes can share a database if every one opens it with Builder::mode(Mode::Shared))"
     )]
     Locked {
         /// The database directory.
@@ -41,7 +41,7 @@ pub enum Error {
     },
     /// An exclusive open found processes that have the database directory open in shared mode.
     #[error(
-        "database {path} is open in shared mode by other processes; open it in shared mode too \
+        "database {path} is locked: open in shared mode by other processes; open it in shared mode too \
          (Builder::mode(Mode::Shared)) or close them first"
     )]
     LockedShared {
