@@ -89,7 +89,7 @@ fn four_processes_incrementing_shared_counters_with_compactions_lose_no_update()
 fn a_process_killed_while_writing_loses_nothing_acknowledged_and_the_others_go_on() {
     let dir = tempfile::tempdir().unwrap();
     const OPS: u64 = 300;
-    const KILLS: u32 = 6;
+    const KILLS: u32 = 12;
     let survivors: Vec<(u32, Child)> = (0..2).map(|id| (id, spawn(dir.path(), id, OPS, 50))).collect();
     let mut acked = BTreeMap::new();
     let mut killed = Vec::new();
