@@ -22,7 +22,7 @@ const USAGE: &str = "usage: cairn-bench [--records N] [--reads R] [--runs K] [--
   --reads R     random point reads per read step (default 1000000)
   --runs K      repeat everything K times, report medians (default 1)
   --json PATH   write medians (and per-run values) as a JSON array
-  --engines     a comma-separated subset of: cairn,redb,fjall,sled,native_db,hashmap,raw,cairn_features
+  --engines     a comma-separated subset of: cairn,redb,fjall,sled,native_db,hashmap,raw,cairn_features,cairn_shared
   --seed S      the workload generator's seed (default 1)
   --dir DIR     where the databases live (default /work/bench-tmp; not /tmp, which may be tmpfs)";
 
@@ -79,6 +79,13 @@ fn parse() -> Res<Args> {
 }
 
 fn main() {
+    if let Ok(spec) = std::env::var(engines::cairn_shared::WRITER_ENV) {
+        if let Err(e) = engines::cairn_shared::writer(&spec) {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let args = match parse() {
         Ok(a) => a,
         Err(e) => {
@@ -109,6 +116,7 @@ fn child(args: &Args, engine: &str) -> Res<()> {
         "hashmap" => engines::hashmap::run(&w),
         "raw" => engines::raw::run(&w, &args.dir),
         "cairn_features" => engines::cairn_features::run(&w, &args.dir),
+        "cairn_shared" => engines::cairn_shared::run(&w, &args.dir),
         other => Err(format!("unknown engine {other}").into()),
     }
 }

@@ -30,12 +30,21 @@ pub enum Error {
     /// A file of the database is damaged where damage cannot be an interrupted write.
     #[error(transparent)]
     Corrupt(#[from] Corruption),
-    /// Another process (or another handle in this process) holds the database directory.
+    /// Another process (or another handle in this process) holds the database directory in exclusive mode.
     #[error(
-        "database {path} is locked by another process or another open handle in this one; \
-         close it first (or open it in shared mode once that exists)"
+        "database {path} is locked: open in exclusive mode by another process or another handle in this one; close \
+         it first (several processes can share a database if every one opens it with Builder::mode(Mode::Shared))"
     )]
     Locked {
+        /// The database directory.
+        path: PathBuf,
+    },
+    /// An exclusive open found processes that have the database directory open in shared mode.
+    #[error(
+        "database {path} is locked: open in shared mode by other processes; open it in shared mode too \
+         (Builder::mode(Mode::Shared)) or close them first"
+    )]
+    LockedShared {
         /// The database directory.
         path: PathBuf,
     },
@@ -224,7 +233,7 @@ impl From<crate::FeedError> for Error {
 impl Error {
     /// True for errors caused by the environment (I/O, locks, the failed state) rather than by the data or the call.
     pub fn is_environmental(&self) -> bool {
-        matches!(self, Error::Io { .. } | Error::Locked { .. } | Error::Failed { .. })
+        matches!(self, Error::Io { .. } | Error::Locked { .. } | Error::LockedShared { .. } | Error::Failed { .. })
     }
 
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {

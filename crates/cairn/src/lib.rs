@@ -39,6 +39,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A directory is opened by one process at a time unless every process opens it in shared mode
+//! (`Bank::builder().mode(cairn::Mode::Shared).open(path)`, see [`Mode`]): then writes are serialized across
+//! processes by a file lock, and each read sees every commit another process finished before it began.
+//!
 //! See `ARCHITECTURE.md` for how it works and `docs/format.md` for the bytes on disk.
 
 #![warn(clippy::unwrap_used)]
@@ -97,7 +101,7 @@ pub use cairn_macros::schema;
 
 // Opening a database.
 pub use db::Db;
-pub use options::{Builder, Durability};
+pub use options::{Builder, Durability, Mode};
 
 // Schema evolution: the stored schema.
 pub use db::Unreadable;

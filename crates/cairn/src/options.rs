@@ -31,6 +31,29 @@ pub enum Durability {
     None,
 }
 
+/// Who may open a database directory at once.
+///
+/// | mode | who | a write | a read |
+/// |---|---|---|---|
+/// | `Exclusive` | one open handle, in one process | group commit, as fast as Cairn goes | sees this process's commits |
+/// | `Shared` | any number of processes, each in shared mode | takes a file lock, catches up with the others, commits, releases | sees every commit any process finished before it began |
+///
+/// The two modes refuse each other: an exclusive open of a directory that processes have open in shared mode fails
+/// with [`Error::LockedShared`](crate::Error::LockedShared), a shared open of one held exclusively with
+/// [`Error::Locked`](crate::Error::Locked). ARCHITECTURE.md ("Shared mode") describes the costs and the limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Mode {
+    /// One process, one handle: a second open fails with [`Error::Locked`](crate::Error::Locked). The default.
+    #[default]
+    Exclusive,
+    /// Several processes, which need not know of each other, on one directory (on one machine: the locks are
+    /// advisory file locks and the counter a memory-mapped file). Writes are serialized across processes by a file
+    /// lock and are not group-committed; a read first checks, with one atomic load, whether another process
+    /// committed, and if so catches up from the log.
+    Shared,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub(crate) durability: Durability,
@@ -38,6 +61,7 @@ pub(crate) struct Options {
     pub(crate) compact_after: Option<u64>,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) feed_buffer: usize,
+    pub(crate) mode: Mode,
 }
 
 impl Default for Options {
@@ -48,6 +72,7 @@ impl Default for Options {
             compact_after: Some(64 << 20),
             storage: Arc::new(FsStorage),
             feed_buffer: 1024,
+            mode: Mode::Exclusive,
         }
     }
 }
@@ -103,6 +128,14 @@ impl<S: Schema> Builder<S> {
     /// write sets (so also records that the commit replaced or removed) until it leaves the buffer.
     pub fn feed_buffer(mut self, commits: usize) -> Self {
         self.options.feed_buffer = commits.max(1);
+        self
+    }
+
+    /// Who may open the database at once: [`Mode::Exclusive`] (the default) or [`Mode::Shared`] for several processes.
+    /// Every process that opens a directory in shared mode must ask for it. Shared mode needs the file system's
+    /// storage (the default [`FsStorage`](crate::FsStorage)): its locks and counter are files beside the log.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.options.mode = mode;
         self
     }
 

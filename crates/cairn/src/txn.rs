@@ -200,7 +200,11 @@ impl<'t> Transaction<'t> {
     /// (`db::spill`).
     fn payload_for_op(&self) -> Result<std::cell::RefMut<'_, Payload>> {
         let mut payload = self.payload.borrow_mut();
-        payload.make_room(&self.inner.pipeline, self.pending.last().map(|c| c.seq))?;
+        // Shared mode marks each append in the counter file before it writes (`db::shared`), so it writes no frame
+        // ahead.
+        if self.inner.shared.is_none() {
+            payload.make_room(&self.inner.pipeline, self.pending.last().map(|c| c.seq))?;
+        }
         self.begin_payload(&mut payload);
         Ok(payload)
     }

@@ -86,11 +86,15 @@ impl Inner {
         }
         let mut partial = Partial::prepare(&*self.storage, out)?;
         let (seq, files, bytes) = {
-            let current = self.snapshot.lock();
-            let active = {
-                let _writer = self.writer.lock();
-                self.pipeline.roll()?
-            };
+            let mut current = self.snapshot.lock();
+            // The writer lock first, as in `compact`: no frame is being written ahead during the roll.
+            let mut writer = Some(self.writer.lock());
+            let log_lock = self.hold_log(&mut current)?;
+            let active = self.pipeline.roll()?;
+            if log_lock.is_none() {
+                writer = None;
+            }
+            let _writer = writer;
             let names = self.files_before(current.as_ref().map(|(seq, _)| *seq), active)?;
             let mut buf = vec![0u8; CHUNK];
             let mut bytes = 0;

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::group::{self, Batch, Group, Unpublished};
+use super::shared::{Dirty, Shared};
 use super::spill::Prewritten;
 use crate::error::{Error, Result};
 use crate::feed::Hub;
@@ -117,6 +118,8 @@ pub(crate) struct Pipeline {
     pub(crate) log_bytes: AtomicU64,
     /// The change feed: every published batch is offered to it.
     pub(crate) feed: Arc<Hub>,
+    /// Shared mode: the counter that every flush marks before its append and bumps after it.
+    shared: Option<Arc<Shared>>,
 }
 
 /// What a flush by a leader may ask of the database afterwards.
@@ -133,6 +136,7 @@ impl Pipeline {
         seq: u64,
         log_bytes: u64,
         feed: Arc<Hub>,
+        shared: Option<Arc<Shared>>,
     ) -> Self {
         let synced = log.synced_seq();
         Pipeline {
@@ -142,6 +146,7 @@ impl Pipeline {
             synced: AtomicU64::new(synced),
             log_bytes: AtomicU64::new(log_bytes),
             feed,
+            shared,
         }
     }
 
@@ -157,11 +162,6 @@ impl Pipeline {
 
     fn failed(&self, failed: group::Failed) -> Error {
         Error::Failed { path: self.dir.clone(), cause: failed.0 }
-    }
-
-    /// The publisher, for a large transaction writing its frame ahead (`db::spill`).
-    pub(crate) fn publisher(&self) -> impl std::ops::DerefMut<Target = Publisher> + '_ {
-        self.group.publisher()
     }
 
     /// Puts the pipeline into the failed state after `error` from work its caller did holding the publisher.
@@ -212,6 +212,11 @@ impl Pipeline {
             Some(pre) if pre.segment == p.log.first_seq() => pre.start,
             _ => p.log.offset(),
         };
+        if let Some(shared) = &self.shared {
+            // Shared mode never writes a frame ahead (`db::spill`): the counter marks every append a flush makes.
+            debug_assert!(frames.prewritten.is_none());
+            shared.counter.begin_append(Dirty { segment: p.log.first_seq(), start, end: start + frames.bytes });
+        }
         p.log.append(&frames.chunks, upto)?;
         if frames.sync {
             if let Err(e) = p.log.sync() {
@@ -224,6 +229,11 @@ impl Pipeline {
         // the write sets are freed.
         p.state.publish(|state| frames.committed.iter().for_each(|c| state.apply(c)));
         self.published.store(upto, Ordering::Release);
+        if let Some(shared) = &self.shared {
+            // Written and synced as its durability asks: other processes may see it (before any roll, so that a
+            // new segment never starts after an uncommitted frame).
+            shared.counter.commit(upto);
+        }
         // Delivered at publication, so no subscriber sees a commit before its readers do (nor before it is durable).
         self.feed.publish(&frames.committed);
         let log_bytes = self.log_bytes.fetch_add(frames.bytes, Ordering::AcqRel) + frames.bytes;
@@ -235,6 +245,35 @@ impl Pipeline {
             self.synced.store(p.log.synced_seq(), Ordering::Release);
         }
         Ok(Flushed { log_bytes })
+    }
+
+    /// The publisher (log writer and state), for catching up with other processes (shared mode) and for a large
+    /// transaction writing its frame ahead (`db::spill`).
+    pub(crate) fn publisher(&self) -> impl std::ops::DerefMut<Target = Publisher> + '_ {
+        self.group.publisher()
+    }
+
+    /// Publishes `batch`, the commits of other processes up to `upto` (`bytes` of log), read from the log.
+    pub(crate) fn publish_followed(&self, p: &mut Publisher, batch: &[Arc<Committed>], upto: u64, bytes: u64) {
+        p.state.publish(|state| batch.iter().for_each(|c| state.apply(c)));
+        self.group.advance(p, upto);
+        self.published.store(upto, Ordering::Release);
+        self.feed.publish(batch);
+        self.log_bytes.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// Replaces both copies of the state (`first` and `second`, sharing their records) with a state reloaded from
+    /// the snapshot of transaction `seq`. The change feed's ring sees the gap and is emptied at its next commit.
+    pub(crate) fn replace_state(&self, p: &mut Publisher, first: State, second: State, seq: u64) {
+        let mut fresh = [Some(first), Some(second)].into_iter();
+        p.state.publish(|state| {
+            if let Some(next) = fresh.next().flatten() {
+                *state = next;
+            }
+        });
+        self.group.advance(p, seq);
+        self.published.store(seq, Ordering::Release);
+        self.log_bytes.store(0, Ordering::Release);
     }
 
     /// After a compaction: the log not yet folded is the active segment's frames.

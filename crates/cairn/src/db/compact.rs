@@ -5,9 +5,15 @@
 //! readers never pause. The new snapshot becomes the base of the next compaction the moment its rename is durable,
 //! before anything is removed: a crash or an I/O error during the removals leaves files that the next open (or the
 //! next compaction) recognizes as covered by the snapshot and removes.
+//!
+//! In shared mode a compaction holds the writer lock throughout: it catches up first (so it rolls at the true end of
+//! the log), takes the newest snapshot on disk as its base (another process may have compacted), and removes the
+//! replaced files without truncating them, since another process may be reading them; on Unix a removed file stays
+//! readable through the descriptors already open on it.
 
 use std::path::{Path, PathBuf};
 
+use super::shared::WriterGuard;
 use super::Inner;
 use crate::error::{Error, Result};
 use crate::log::segment;
@@ -34,13 +40,29 @@ fn shrink(storage: &dyn Storage, path: &Path) {
 }
 
 impl Inner {
+    /// Shared mode, for work on the files of the log (a compaction, a backup; `current` is the snapshot lock's
+    /// content): takes the writer lock, catches up, and makes the newest snapshot on disk the current one. Exclusive
+    /// mode: nothing.
+    pub(crate) fn hold_log(&self, current: &mut Option<(u64, PathBuf)>) -> Result<Option<WriterGuard>> {
+        let Some(shared) = &self.shared else { return Ok(None) };
+        let lock = shared.lock_writer()?;
+        self.catch_up(true)?;
+        *current = crate::db::open::list(&*self.storage, &self.dir)?.snapshots.pop();
+        Ok(Some(lock))
+    }
+
     /// Compacts now. Concurrent calls run one after the other.
     pub(crate) fn compact(&self) -> Result<()> {
         let mut current = self.snapshot.lock();
-        let active_first = {
-            let _writer = self.writer.lock();
-            self.pipeline.roll()?
-        };
+        // The writer lock first (as every write takes it before the shared one): no transaction may be writing its
+        // frame ahead during the roll (`db::spill`). Shared mode keeps both for the whole compaction.
+        let mut writer = Some(self.writer.lock());
+        let log_lock = self.hold_log(&mut current)?;
+        let active_first = self.pipeline.roll()?;
+        if log_lock.is_none() {
+            writer = None;
+        }
+        let _writer = writer;
         let upto = active_first - 1;
         let base_seq = current.as_ref().map_or(0, |(seq, _)| *seq);
         if upto <= base_seq {
@@ -63,7 +85,9 @@ impl Inner {
 
         let mut first_error = None;
         for path in leftovers.iter().chain(&paths).chain(base_path.iter()) {
-            shrink(&*self.storage, path);
+            if self.shared.is_none() {
+                shrink(&*self.storage, path);
+            }
             if let Err(e) = self.storage.remove(path) {
                 first_error.get_or_insert(Error::io("remove file replaced by the new snapshot", path, e));
             }

@@ -149,6 +149,16 @@ impl<B: Batch, P> Group<B, P> {
         self.queue.lock().failed.get_or_insert(cause);
     }
 
+    /// Marks everything up to `seq` published without a flush: commits of other processes, applied by the holder of
+    /// the publisher (`_held`). Nothing of this group is queued then (in shared mode a process queues only while it
+    /// holds the writer lock, after catching up).
+    pub(crate) fn advance(&self, _held: &P, seq: u64) {
+        let mut q = self.queue.lock();
+        debug_assert!(!q.leader && q.last_seq == q.published, "nothing queued while catching up");
+        q.last_seq = q.last_seq.max(seq);
+        q.published = q.published.max(seq);
+    }
+
     /// The publisher, for work beside the flushes (syncing, rolling the log). A failure there must [`Group::fail`]
     /// the group before the guard is dropped.
     pub(crate) fn publisher(&self) -> MutexGuard<'_, P> {

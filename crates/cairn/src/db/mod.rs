@@ -4,12 +4,14 @@
 //! - `commit`: the group-commit pipeline that makes transactions durable and visible.
 //! - `compact`: folding the log into a new snapshot, in the background or on demand.
 //! - `backup`: a consistent copy of the live database in another directory.
+//! - `shared`: several processes on one directory (shared mode): lock files, the counter, catch-up.
 
 pub(crate) mod backup;
 pub(crate) mod commit;
 pub(crate) mod compact;
 mod group;
 pub(crate) mod open;
+pub(crate) mod shared;
 pub(crate) mod spill;
 
 use std::collections::BTreeMap;
@@ -82,6 +84,8 @@ pub(crate) struct Inner {
     pub(crate) plans: Vec<Arc<TablePlans>>,
     /// Records found at open that the running types cannot represent.
     pub(crate) unreadable: Vec<Unreadable>,
+    /// Shared mode: the writer lock and the counter of commits (see `shared`); `None` in exclusive mode.
+    pub(crate) shared: Option<Arc<shared::Shared>>,
     pub(crate) _lock: Box<dyn Debug + Send + Sync>,
 }
 
@@ -108,6 +112,16 @@ impl Inner {
         durability: Option<Durability>,
         f: impl FnOnce(&Transaction<'_>) -> Result<R, E>,
     ) -> Result<R, E> {
+        self.write_locked(None, durability, f)
+    }
+
+    /// [`Inner::write`], in shared mode with the writer lock `held` already (by the open), else taking it.
+    pub(crate) fn write_locked<R, E: From<Error>>(
+        &self,
+        held: Option<shared::WriterGuard>,
+        durability: Option<Durability>,
+        f: impl FnOnce(&Transaction<'_>) -> Result<R, E>,
+    ) -> Result<R, E> {
         if read::in_read() {
             return Err(Error::WriteInsideRead.into());
         }
@@ -115,6 +129,19 @@ impl Inner {
             return Err(Error::WriteInsideTransaction.into());
         }
         let mut writer = self.writer.lock();
+        // Shared mode: the writer lock is held until the commit is published and counted, so transactions of all
+        // processes run one at a time, each after catching up with all before it.
+        let _lock = match (&self.shared, held) {
+            (Some(_), Some(held)) => Some(held),
+            (Some(shared), None) => Some(shared.lock_writer()?),
+            (None, _) => None,
+        };
+        if self.shared.is_some() {
+            self.pipeline.check()?;
+            self.catch_up(true)?;
+            writer.pending.clear();
+            writer.next_seq = self.pipeline.published() + 1;
+        }
         self.pipeline.check()?;
         let published = self.pipeline.published();
         writer.pending.retain(|c| c.seq > published);
@@ -152,8 +179,16 @@ impl Inner {
         Ok(value)
     }
 
-    /// Runs `f` on the latest published state.
+    /// Runs `f` on the latest published state. In shared mode, first catches up if another process committed since
+    /// (one atomic load when nothing changed; an error there is logged, and the read sees the state it had).
     pub(crate) fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        if let Some(shared) = &self.shared {
+            if shared.counter.committed() > self.pipeline.published() && !read::in_read() && !txn::in_transaction() {
+                if let Err(e) = self.catch_up(false) {
+                    tracing::error!(dir = %self.dir.display(), error = %e, "catching up with other processes failed; reading the state this process has");
+                }
+            }
+        }
         self.reader.with(f)
     }
 }
@@ -252,9 +287,31 @@ impl Db {
         &self.inner.dir
     }
 
-    /// The sequence number of the last transaction visible to readers.
+    /// The sequence number of the last transaction visible to readers (in shared mode: in this process; see
+    /// [`Db::refresh`]).
     pub fn last_seq(&self) -> u64 {
         self.inner.pipeline.published()
+    }
+
+    /// The mode the database was opened in.
+    pub fn mode(&self) -> crate::options::Mode {
+        match self.inner.shared {
+            Some(_) => crate::options::Mode::Shared,
+            None => crate::options::Mode::Exclusive,
+        }
+    }
+
+    /// In shared mode, catches up now with every commit other processes finished, and reports an error doing so
+    /// (reads catch up by themselves, but can only log an error). Returns the sequence number now visible. In
+    /// exclusive mode there is nothing to catch up with.
+    ///
+    /// Like a write, it is refused inside a read closure ([`Error::WriteInsideRead`]): publishing waits for reads.
+    pub fn refresh(&self) -> Result<u64> {
+        if read::in_read() {
+            return Err(Error::WriteInsideRead);
+        }
+        self.inner.catch_up(false)?;
+        Ok(self.last_seq())
     }
 
     /// Tables found on disk that the schema does not declare. They are kept, untouched, through compaction.

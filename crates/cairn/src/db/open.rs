@@ -7,6 +7,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::commit::Pipeline;
+use super::shared;
 use super::Unreadable;
 use super::{Background, Db, Inner, TableInfo, Writer};
 use crate::error::{Corruption, Error, Result};
@@ -16,7 +17,7 @@ use crate::log::record::{self, Op};
 use crate::log::scan::{self, SegmentData};
 use crate::log::segment;
 use crate::log::writer::LogWriter;
-use crate::options::Options;
+use crate::options::{Mode, Options};
 use crate::schema::TableDef;
 use crate::snapshot::{self, CatalogEntry, Snapshot};
 use crate::storage::Storage;
@@ -59,10 +60,27 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
     let storage = options.storage.clone();
     storage.create_dir_all(dir).map_err(|e| Error::io("create database directory", dir, e))?;
     let lock_path = dir.join(LOCK_FILE);
-    let lock = storage.lock(&lock_path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock => Error::Locked { path: dir.to_path_buf() },
-        _ => Error::io("lock database directory", &lock_path, e),
-    })?;
+    let (lock, attached): (Box<dyn std::fmt::Debug + Send + Sync>, _) = match options.mode {
+        Mode::Exclusive => (
+            storage.lock(&lock_path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::WouldBlock if shared::held_shared(&lock_path) => {
+                    Error::LockedShared { path: dir.to_path_buf() }
+                }
+                std::io::ErrorKind::WouldBlock => Error::Locked { path: dir.to_path_buf() },
+                _ => Error::io("lock database directory", &lock_path, e),
+            })?,
+            None,
+        ),
+        // The writer lock is held from here through the first transaction: recovery may cut the log, and table ids
+        // are assigned from the catalog this open reads.
+        Mode::Shared => {
+            let attached = shared::attach(dir, &lock_path, &defs, options.segment_size)?;
+            if !attached.first {
+                shared::repair(&*storage, dir, &attached.shared.counter)?;
+            }
+            (Box::new(()), Some(attached))
+        }
+    };
     let listing = list(&*storage, dir)?;
     for tmp in &listing.temporary {
         storage.remove(tmp).map_err(|e| Error::io("remove leftover temporary file", tmp, e))?;
@@ -258,6 +276,17 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
         }
     }
     let last_seq = scanned.last_seq;
+    if let Some(a) = &attached {
+        let committed = a.shared.counter.committed();
+        if !a.first && last_seq != committed {
+            return Err(Corruption::new(
+                dir.join(shared::COUNTER_FILE),
+                16,
+                format!("the log ends at sequence number {last_seq}, but processes that have the database open committed up to {committed}; close them all and open it again"),
+            )
+            .into());
+        }
+    }
     let mut unreadable: Vec<Unreadable> = unreadable.into_values().collect();
     unreadable.sort_by(|a, b| (&a.table, &a.key).cmp(&(&b.table, &b.key)));
     if !unreadable.is_empty() {
@@ -331,9 +360,18 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
         }
     }
 
-    let (writer, shared) =
+    let (writer, published) =
         crate::store::publish::new(State { tables: stores, seq: last_seq }, State { tables: twins, seq: last_seq });
-    let reader = Reader::new(shared);
+    let reader = Reader::new(published);
+    let (guard, shared) = match attached {
+        Some(a) => {
+            if a.first {
+                a.shared.counter.reset(last_seq);
+            }
+            (Some(a.guard), Some(a.shared))
+        }
+        None => (None, None),
+    };
     let inner = Arc::new(Inner {
         dir: dir.to_path_buf(),
         storage: storage.clone(),
@@ -349,6 +387,7 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
             last_seq,
             log_bytes,
             Arc::new(crate::feed::Hub::new(options.feed_buffer)),
+            shared.clone(),
         ),
         durability: options.durability,
         snapshot: Mutex::new(snap.map(|s| (s.seq, s.path))),
@@ -358,11 +397,12 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
         schemas,
         plans,
         unreadable,
+        shared,
         _lock: lock,
     });
     let db = Db::start(inner);
     if !created.is_empty() || new_schema.is_some() {
-        db.inner.write(None, |tx| {
+        db.inner.write_locked(guard, None, |tx| {
             if let Some(description) = &new_schema {
                 tx.define_schema(schema_version, description);
             }

@@ -18,6 +18,9 @@
 //! committing (an `Err`, a panic) cuts the segment back to where its frame began. A failed write puts the database
 //! into the failed state, as a failed flush does, and the transaction can no longer commit.
 //!
+//! Exclusive mode only: in shared mode every append is first marked in the counter file, so that the next writer
+//! can undo the append of a process that died (`db::shared`), and a frame written ahead would escape that mark.
+//!
 //! Each chunk is written under the publisher lock, taken for that write only. Nothing else writes the log meanwhile:
 //! flushes need queued transactions, and rolls (compaction, backup) take the writer lock first. A periodic fsync may
 //! run in between, which makes some of the frame durable early and is harmless. The transaction holds no lock that

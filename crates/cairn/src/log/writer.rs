@@ -31,6 +31,9 @@ pub(crate) struct LogWriter {
     /// The last sequence number known fsynced.
     synced_seq: u64,
     segment_limit: u64,
+    /// False for a segment opened read-only to follow another process's appends (shared mode): a reader must never
+    /// create a file that a compaction elsewhere has just removed. A writer reopens it under the writer lock.
+    writable: bool,
 }
 
 impl LogWriter {
@@ -57,7 +60,61 @@ impl LogWriter {
             written_seq: last,
             synced_seq: last,
             segment_limit,
+            writable: true,
         })
+    }
+
+    /// Opens the existing segment at `path`, whose first frame is `first_seq`, read-only, positioned at its first
+    /// frame, to follow frames another process appends (shared mode). Nothing is known fsynced in it.
+    pub(crate) fn follow(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        path: PathBuf,
+        first_seq: u64,
+        segment_limit: u64,
+    ) -> Result<Self> {
+        let file = storage.open_read(&path).map_err(|e| Error::io("open log segment", &path, e))?;
+        let last = first_seq - 1;
+        Ok(LogWriter {
+            storage,
+            dir: dir.to_path_buf(),
+            file,
+            path,
+            offset: segment::HEADER_LEN as u64,
+            reserved: 0,
+            first_seq,
+            written_seq: last,
+            synced_seq: last,
+            segment_limit,
+            writable: false,
+        })
+    }
+
+    /// Another process appended frames up to `seq`, ending at `offset`, and this one read them.
+    pub(crate) fn followed(&mut self, offset: u64, seq: u64) {
+        self.offset = offset;
+        self.written_seq = seq;
+    }
+
+    /// Reopens a followed segment for appending (under the writer lock, so the file cannot be removed meanwhile).
+    pub(crate) fn make_writable(&mut self) -> Result<()> {
+        if !self.writable {
+            self.file =
+                self.storage.open_write(&self.path).map_err(|e| Error::io("open log segment", &self.path, e))?;
+            self.writable = true;
+        }
+        self.reserved = self.file.size().map_err(|e| Error::io("stat log segment", &self.path, e))?;
+        Ok(())
+    }
+
+    /// Reads bytes of the segment at `offset`; returns how many (0 at its end).
+    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        self.file.read_at(buf, offset).map_err(|e| Error::io("read log segment", &self.path, e))
+    }
+
+    /// The segment's file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Continues the existing segment at `path`, whose valid data ends at `end`, after sequence number `last_seq`.
@@ -97,6 +154,7 @@ impl LogWriter {
             written_seq: last_seq,
             synced_seq: last_seq,
             segment_limit,
+            writable: true,
         })
     }
 

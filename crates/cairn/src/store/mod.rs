@@ -169,9 +169,22 @@ pub(crate) trait TableStore: Any + Send + Sync {
     fn index(&self, i: usize) -> &dyn Any;
     /// The first index key a unique index found held by two records while loading: (index name, key printed).
     fn index_collision(&self) -> Option<(&'static str, String)>;
+    /// Builds the write set (`S::Writes` behind `Any`) of one transaction that another process committed (shared mode)
+    /// from its operations on this table as the log holds them, in log order, against this table (the published
+    /// state) and `earlier`, the transactions decoded before it and not yet applied (oldest first). A removal carries
+    /// the record it removes as the operations before it see it; a removal of a key nobody holds is dropped.
+    fn decode_writes(
+        &self,
+        pos: usize,
+        earlier: &[Arc<state::Committed>],
+        ops: &[EncodedWrite<'_>],
+    ) -> Result<Box<dyn Any + Send + Sync>, DecodeFailure>;
     /// Decodes this table's operations read back from the log into the change feed's typed changes.
     fn feed_decoder(&self, plans: Arc<crate::evolve::TablePlans>) -> Box<dyn crate::feed::Decoder>;
 }
+
+/// One write as the log holds it: the encoded key, and for a put the encoded value with the plan that reads it.
+pub(crate) type EncodedWrite<'a> = (&'a [u8], Option<(&'a [u8], &'a Plan)>);
 
 /// Decoded records on their way into one copy of a table: a `Batch<K, V>` behind `Any`.
 pub(crate) type LoadBatch = Box<dyn Any + Send>;
@@ -265,5 +278,33 @@ impl<S: Store> TableStore for S {
 
     fn feed_decoder(&self, plans: Arc<crate::evolve::TablePlans>) -> Box<dyn crate::feed::Decoder> {
         crate::feed::decoder::<S>(plans)
+    }
+
+    fn decode_writes(
+        &self,
+        pos: usize,
+        earlier: &[Arc<state::Committed>],
+        ops: &[EncodedWrite<'_>],
+    ) -> Result<Box<dyn Any + Send + Sync>, DecodeFailure> {
+        let mut writes = self.new_writes();
+        for &(key, value) in ops {
+            let key: S::K = decode(key, "key")?;
+            match value {
+                Some((v, plan)) => writes.put(Arc::new(Entry { key, value: decode_value::<S::V>(v, plan)? })),
+                None => {
+                    let prior = match writes.get(&key) {
+                        Some(hit) => hit.cloned(),
+                        None => match earlier.iter().rev().find_map(|c| c.writes::<S>(pos)?.get(&key)) {
+                            Some(hit) => hit.cloned(),
+                            None => self.find(&key).cloned(),
+                        },
+                    };
+                    if let Some(prior) = prior {
+                        writes.remove(prior);
+                    }
+                }
+            }
+        }
+        Ok(Box::new(writes))
     }
 }
