@@ -11,8 +11,8 @@ use serde::de::DeserializeSeed;
 
 use crate::Format;
 
-/// The name of the record type of a line: not a Rust identifier, so no type of the program's has it.
-const RECORD: &str = "cairn record";
+/// The name of the record type of a line (made unique among the program's types where it must be).
+const RECORD: &str = "CairnRecord";
 
 /// The type of one line of `table`'s records, keys by `key` and values by `value`; for reading, `table` and
 /// `schema_version` are options.
@@ -26,8 +26,12 @@ fn line(key: &TypeDescription, value: &TypeDescription, reading: bool) -> TypeDe
         field("schema_version", maybe(Shape::U32)),
         field("value", value.root.clone()),
     ];
-    types.insert(RECORD.into(), Container::Struct(fields));
-    TypeDescription { root: Shape::Named(RECORD.into()), types }
+    let mut name = RECORD.to_string();
+    while types.contains_key(&name) {
+        name.push('_');
+    }
+    types.insert(name.clone(), Container::Struct(fields));
+    TypeDescription { root: Shape::Named(name), types }
 }
 
 fn field(name: &str, shape: Shape) -> Field {
@@ -70,9 +74,14 @@ pub(crate) fn parse(
 ) -> Result<(Option<String>, Dynamic, Dynamic), String> {
     let d = line(&table.key, &table.value, true);
     let record = match format {
-        Format::Ron => ron_read(text, &d)?,
-        _ => json_read(text, &d)?,
+        Format::Ron => ron_read(text, &d),
+        _ => json_read(text, &d),
     };
+    // Paths start at the record's fields: `value.plan::Team.seats`.
+    let record = record.map_err(|e| match &d.root {
+        Shape::Named(name) => e.replace(&format!("`{name}."), "`"),
+        _ => e,
+    })?;
     let Dynamic::Struct(mut fields) = record else { return Err("a line is not a record".into()) };
     let mut take = |name: &str| fields.iter().position(|(n, _)| n == name).map(|at| fields.remove(at).1);
     let named = match take("table") {
