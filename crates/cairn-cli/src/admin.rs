@@ -1,4 +1,4 @@
-//! The commands that maintain a whole database: `compact`, `backup`, `restore`. They open it through `cairn::raw`
+//! The commands that maintain a whole database: `compact`, `backup`, `restore`, `salvage`. They open it through `cairn::raw`
 //! (its lock taken, so not while a program has it open) and run the engine's own compaction and backup.
 
 use std::io::Write;
@@ -59,5 +59,30 @@ pub(crate) fn restore(out: &mut impl Write, backup: &Path, target: &Path) -> Res
     let db = RawDb::open(backup)?;
     let b = db.backup_to(target)?;
     writeln!(out, "restored {} into {}: seq {}, {} files", backup.display(), b.path.display(), b.seq, b.files)?;
+    Ok(())
+}
+
+/// `cairn salvage`: everything readable of `dir` into a new database at `target`, and what was lost. Exit code 4 when
+/// anything was (the new database is written all the same).
+pub(crate) fn salvage(out: &mut impl Write, dir: &Path, target: &Path) -> Result<(), Failure> {
+    let s = cairn::raw::salvage(dir, target)?;
+    for loss in &s.lost {
+        match &loss.file {
+            Some(file) => writeln!(out, "lost: {} at offset {}: {}", file.display(), loss.offset, loss.what)?,
+            None => writeln!(out, "lost: {}", loss.what)?,
+        }
+    }
+    writeln!(out, "salvaged {} records up to seq {} into {}", s.records, s.seq, s.out.display())?;
+    if !s.lost.is_empty() {
+        return Err(Failure {
+            message: format!(
+                "{} damaged places in {} (listed above); the new database at {} holds everything else",
+                s.lost.len(),
+                dir.display(),
+                s.out.display()
+            ),
+            code: 4,
+        });
+    }
     Ok(())
 }

@@ -3,10 +3,10 @@
 //!
 //! - `read`: `info`, `tables`, `schema`, `dump`, `verify`, `get` read the files as they are, with no lock.
 //! - `write`: `load`, `edit` write records, encoded by the newest stored schema version (`cairn::raw`).
-//! - `admin`: `compact`, `backup`, `restore`, through the engine's own compaction and backup.
+//! - `admin`: `compact`, `backup`, `restore` through the engine's own compaction and backup, and `salvage`.
 //!
 //! Exit codes: 0 success, 1 an error (printed on stderr, saying what to do), 2 a usage error, 3 nothing found
-//! (`get`, `edit`), 4 damage found (`verify`).
+//! (`get`, `edit`), 4 damage found (`verify`, `salvage`).
 
 mod admin;
 mod read;
@@ -20,7 +20,8 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// Look into, edit and maintain a Cairn database by the schema it stores: its tables, schema and records.
 ///
-/// Exit codes: 0 success, 1 an error, 2 a usage error, 3 nothing found (get, edit), 4 damage found (verify).
+/// Exit codes: 0 success, 1 an error, 2 a usage error, 3 nothing found (get, edit), 4 damage found (verify,
+/// salvage).
 #[derive(Parser)]
 #[command(name = "cairn", version, about, long_about = None)]
 struct Cli {
@@ -124,6 +125,15 @@ enum Command {
         /// Where the database goes.
         dir: PathBuf,
     },
+    /// Writes everything readable of a damaged database into a new database at OUT (which must not exist or be
+    /// empty) and lists what was lost: file, offset, which transactions or records. Reads the source only. Exit code
+    /// 4 when anything was lost.
+    Salvage {
+        /// The damaged database directory.
+        dir: PathBuf,
+        /// Where the new database goes.
+        out: PathBuf,
+    },
     /// Prints a shell completion script: `cairn completions bash > /etc/bash_completion.d/cairn`.
     Completions {
         /// The shell.
@@ -193,6 +203,7 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Compact { dir } => admin::compact(&mut out, &dir),
         Command::Backup { dir, out: target } => admin::backup(&mut out, &dir, &target),
         Command::Restore { backup, dir } => admin::restore(&mut out, &backup, &dir),
+        Command::Salvage { dir, out: target } => admin::salvage(&mut out, &dir, &target),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "cairn", &mut out);
             Ok(())

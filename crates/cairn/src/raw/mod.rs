@@ -1,5 +1,5 @@
-//! Writing any Cairn database without the program that wrote it: what `cairn load`, `cairn edit`, `cairn compact`
-//! and `cairn backup` are built on.
+//! Writing any Cairn database without the program that wrote it: what `cairn load`, `cairn edit`, `cairn compact`,
+//! `cairn backup` and `cairn salvage` (`salvage.rs`) are built on.
 //!
 //! A [`RawDb`] opens a directory as the program would: it takes the exclusive lock (so [`Error::Locked`] while an
 //! application has it open), recovers from the newest snapshot and the log, and cuts a torn tail. It keeps no
@@ -22,6 +22,9 @@
 //!   key plus one.
 
 mod open;
+mod salvage;
+
+pub use salvage::{salvage, Loss, Salvaged};
 
 use std::path::Path;
 
