@@ -1,17 +1,27 @@
-//! `cairn`: look into any Cairn database without the program that wrote it. Records are decoded by the schema the
-//! database stores (docs/schema-evolution.md). The tool reads the files as they are and never writes.
+//! `cairn`: look into, edit and maintain any Cairn database without the program that wrote it. Records are read and
+//! written by the schema the database stores (docs/schema-evolution.md).
 //!
-//! Exit codes: 0 success, 1 an error (printed on stderr), 2 a usage error, 3 nothing found (`get`), 4 damage found
-//! (`verify`).
+//! - `read`: `info`, `tables`, `schema`, `dump`, `verify`, `get` read the files as they are, with no lock.
+//! - `write`: `load`, `edit` write records, encoded by the newest stored schema version (`cairn::raw`).
+//! - `admin`: `compact`, `backup`, `restore` through the engine's own compaction and backup, and `salvage`.
+//!
+//! Exit codes: 0 success, 1 an error (printed on stderr, saying what to do), 2 a usage error, 3 nothing found
+//! (`get`, `edit`), 4 damage found (`verify`, `salvage`).
 
-use std::io::Write;
+mod admin;
+mod read;
+mod records;
+mod write;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cairn::inspect::{InspectedTable, Inspection};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
-/// Look into a Cairn database: its tables, schema and records.
+/// Look into, edit and maintain a Cairn database by the schema it stores: its tables, schema and records.
+///
+/// Exit codes: 0 success, 1 an error, 2 a usage error, 3 nothing found (get, edit), 4 damage found (verify,
+/// salvage).
 #[derive(Parser)]
 #[command(name = "cairn", version, about, long_about = None)]
 struct Cli {
@@ -40,7 +50,7 @@ enum Command {
         version: Option<u32>,
     },
     /// Every record of one table, or of all tables (Cairn's own left out), in stored order (by encoded key): JSON
-    /// lines (for pipes) or text.
+    /// lines (for pipes), RON lines or text. Each value is shown as the schema version that wrote it has it.
     Dump {
         /// The database directory.
         dir: PathBuf,
@@ -65,18 +75,84 @@ enum Command {
         /// The key, as JSON (`42`, `"alice"`, `[1, 2]`, `{"field": 1}`).
         key: String,
     },
+    /// Writes records from stdin into one table, in one transaction: one per line, JSON (`{"key": K, "value": V}`,
+    /// as `dump` writes them) or RON (`(key: K, value: V)`). Every record is checked against the newest stored
+    /// schema version and encoded by it; one that does not fit fails the whole load, naming the line and the field.
+    /// Takes the database's lock: not while a program has it open.
+    Load {
+        /// The database directory.
+        dir: PathBuf,
+        /// The table.
+        table: String,
+        /// Input format.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        /// Write even to a table with a unique index (only the program computes index keys, so a duplicate would
+        /// make its next open fail), and under ids an auto-id table handed out and removed.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Opens one record as RON in $EDITOR and writes it back, in one transaction, when saved. An invalid edit is shown
+    /// again with the error as a comment; nothing is written until it is valid. Exit code 3 when there is no record.
+    Edit {
+        /// The database directory.
+        dir: PathBuf,
+        /// The table.
+        table: String,
+        /// The key, as JSON (`42`, `"alice"`).
+        key: String,
+        /// As for `load`.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Folds the log into a new snapshot and removes the log before it (the engine's compaction).
+    Compact {
+        /// The database directory.
+        dir: PathBuf,
+    },
+    /// Writes a consistent copy of the database into OUT, which must not exist or be empty; the copy appears there
+    /// whole or not at all. The copy is an ordinary database directory.
+    Backup {
+        /// The database directory.
+        dir: PathBuf,
+        /// Where the copy goes.
+        out: PathBuf,
+    },
+    /// Copies a backup into DIR, which must not exist or be empty: whole or not at all. The backup is checked first.
+    Restore {
+        /// The backup (a database directory).
+        backup: PathBuf,
+        /// Where the database goes.
+        dir: PathBuf,
+    },
+    /// Writes everything readable of a damaged database into a new database at OUT (which must not exist or be
+    /// empty) and lists what was lost: file, offset, which transactions or records. Reads the source only. Exit code
+    /// 4 when anything was lost.
+    Salvage {
+        /// The damaged database directory.
+        dir: PathBuf,
+        /// Where the new database goes.
+        out: PathBuf,
+    },
+    /// Prints a shell completion script: `cairn completions bash > /etc/bash_completion.d/cairn`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     /// One JSON object per line: `{"table", "key", "schema_version", "value"}`.
     Json,
+    /// One RON record per line: `(table: .., key: .., schema_version: .., value: ..)`.
+    Ron,
     /// `table key => value`, Rust-like.
     Text,
 }
 
 /// What a command failed with, and the exit code that says so.
-struct Failure {
+pub(crate) struct Failure {
     message: String,
     code: u8,
 }
@@ -93,7 +169,7 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-fn fail(message: impl Into<String>) -> Failure {
+pub(crate) fn fail(message: impl Into<String>) -> Failure {
     Failure { message: message.into(), code: 1 }
 }
 
@@ -114,173 +190,23 @@ fn run(command: Command) -> Result<(), Failure> {
     let out = std::io::stdout();
     let mut out = out.lock();
     match command {
-        Command::Info { dir } => {
-            let db = Inspection::open(&dir)?;
-            writeln!(out, "database     {}", db.path.display())?;
-            writeln!(out, "last seq     {}", db.last_seq)?;
-            match db.snapshot_seq {
-                Some(seq) => writeln!(out, "snapshot     at seq {seq}")?,
-                None => writeln!(out, "snapshot     none")?,
-            }
-            let versions: Vec<String> = db.schemas.keys().map(u32::to_string).collect();
-            writeln!(
-                out,
-                "schemas      {}",
-                if versions.is_empty() { "none stored".into() } else { versions.join(", ") }
-            )?;
-            let total: u64 = db.files.iter().map(|(_, n)| n).sum();
-            writeln!(out, "files        {} ({} bytes)", db.files.len(), total)?;
-            for (path, n) in &db.files {
-                writeln!(
-                    out,
-                    "  {:<40} {n}",
-                    path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into())
-                )?;
-            }
-            if let Some((file, offset, why)) = &db.torn_tail {
-                writeln!(
-                    out,
-                    "torn tail    {} at offset {offset}: {why} (left out; the next open cuts it)",
-                    file.display()
-                )?;
-            }
-            writeln!(out, "tables")?;
-            for t in &db.tables {
-                writeln!(out, "  {:<24} {:<8} {} records", t.name, kind(t), t.records.len())?;
-            }
+        Command::Info { dir } => read::info(&mut out, &dir),
+        Command::Tables { dir } => read::tables(&mut out, &dir),
+        Command::Schema { dir, version } => read::schema(&mut out, &dir, version),
+        Command::Dump { dir, table, format } => read::dump(&mut out, &dir, table, format),
+        Command::Verify { dir } => read::verify(&mut out, &dir),
+        Command::Get { dir, table, key } => read::get(&mut out, &dir, table, key),
+        Command::Load { dir, table, format, force } => {
+            write::load(&mut out, std::io::stdin().lock(), &dir, &table, format, force)
         }
-        Command::Tables { dir } => {
-            let db = Inspection::open(&dir)?;
-            for t in &db.tables {
-                writeln!(out, "{}\t{}\t{}", t.name, kind(t), t.records.len())?;
-            }
-        }
-        Command::Schema { dir, version } => {
-            let db = Inspection::open(&dir)?;
-            let (v, schema) = match version {
-                Some(v) => (
-                    v,
-                    db.schemas.get(&v).ok_or_else(|| {
-                        fail(format!(
-                            "schema version {v} is not stored in {}; `cairn info` lists the versions",
-                            dir.display()
-                        ))
-                    })?,
-                ),
-                None => db.schemas.iter().next_back().map(|(v, s)| (*v, s)).ok_or_else(|| {
-                    fail(format!(
-                        "{} stores no schema (written before Cairn stored schemas): open it once with its program",
-                        dir.display()
-                    ))
-                })?,
-            };
-            writeln!(out, "schema version {v}")?;
-            for t in &schema.tables {
-                let kind = if t.ordered { "ordered" } else { "hash" };
-                writeln!(out, "\ntable {} ({kind})", t.name)?;
-                if !t.old_names.is_empty() {
-                    writeln!(out, "  renamed from {}", t.old_names.join(", "))?;
-                }
-                for ix in &t.indexes {
-                    writeln!(out, "  index {}{}", ix.name, if ix.unique { " (unique)" } else { "" })?;
-                }
-                writeln!(out, "  key:   {}", indent(&t.key.to_string()))?;
-                writeln!(out, "  value: {}", indent(&t.value.to_string()))?;
-            }
-        }
-        Command::Dump { dir, table, format } => {
-            let db = Inspection::open(&dir)?;
-            let tables: Vec<&InspectedTable> = match &table {
-                Some(name) => vec![find(&db, name)?],
-                None => db.tables.iter().filter(|t| !t.name.contains('.')).collect(),
-            };
-            for t in tables {
-                for (key, record) in &t.records {
-                    let k = db.decode_key(t, key).map_err(|e| fail(format!("table `{}`: key: {e}", t.name)))?;
-                    let v = db
-                        .decode_value(t, record)
-                        .map_err(|e| fail(format!("table `{}`: value of {k}: {e}", t.name)))?;
-                    match format {
-                        Format::Json => {
-                            let line = serde_json::json!({
-                                "table": t.name, "key": k, "schema_version": record.schema_version, "value": v,
-                            });
-                            writeln!(out, "{line}")?;
-                        }
-                        Format::Text => writeln!(out, "{} {k} => {v}", t.name)?,
-                    }
-                }
-            }
-        }
-        Command::Verify { dir } => {
-            let db = match Inspection::open(&dir) {
-                Err(e @ cairn::Error::Corrupt(_)) => return Err(Failure { message: e.to_string(), code: 4 }),
-                other => other?,
-            };
-            let mut bad = 0usize;
-            let mut records = 0usize;
-            for t in db.tables.iter().filter(|t| db.newest_description(t).is_some()) {
-                for (key, record) in &t.records {
-                    records += 1;
-                    let checked = db.decode_key(t, key).and_then(|_| db.decode_value(t, record).map(|_| ()));
-                    if let Err(e) = checked {
-                        bad += 1;
-                        writeln!(out, "table `{}`, record of schema version {}: {e}", t.name, record.schema_version)?;
-                    }
-                }
-            }
-            if let Some((file, offset, why)) = &db.torn_tail {
-                writeln!(
-                    out,
-                    "torn tail: {} at offset {offset}: {why} (an interrupted write; the next open cuts it)",
-                    file.display()
-                )?;
-            }
-            if bad > 0 {
-                return Err(Failure { message: format!("{bad} of {records} records do not decode"), code: 4 });
-            }
-            writeln!(
-                out,
-                "ok: {records} records in {} tables, checksums whole, last seq {}",
-                db.tables.len(),
-                db.last_seq
-            )?;
-        }
-        Command::Get { dir, table, key } => {
-            let db = Inspection::open(&dir)?;
-            let t = find(&db, &table)?;
-            let wanted: serde_json::Value = serde_json::from_str(&key).map_err(|e| Failure {
-                message: format!("the key `{key}` is not JSON ({e}); quote strings: '\"alice\"'"),
-                code: 2,
-            })?;
-            for (k, record) in &t.records {
-                let decoded = db.decode_key(t, k).map_err(|e| fail(format!("table `{}`: key: {e}", t.name)))?;
-                if serde_json::to_value(&decoded).ok().as_ref() == Some(&wanted) {
-                    let v = db.decode_value(t, record).map_err(|e| fail(format!("table `{}`: value: {e}", t.name)))?;
-                    writeln!(out, "{}", serde_json::to_string(&v).map_err(|e| fail(e.to_string()))?)?;
-                    return Ok(());
-                }
-            }
-            return Err(Failure { message: format!("table `{table}` has no record with key {key}"), code: 3 });
+        Command::Edit { dir, table, key, force } => write::edit(&mut out, &dir, &table, &key, force),
+        Command::Compact { dir } => admin::compact(&mut out, &dir),
+        Command::Backup { dir, out: target } => admin::backup(&mut out, &dir, &target),
+        Command::Restore { backup, dir } => admin::restore(&mut out, &backup, &dir),
+        Command::Salvage { dir, out: target } => admin::salvage(&mut out, &dir, &target),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "cairn", &mut out);
+            Ok(())
         }
     }
-    Ok(())
-}
-
-fn find<'a>(db: &'a Inspection, name: &str) -> Result<&'a InspectedTable, Failure> {
-    db.table(name).ok_or_else(|| {
-        let names: Vec<&str> = db.tables.iter().map(|t| t.name.as_str()).collect();
-        fail(format!("no table `{name}` in {}; its tables are: {}", db.path.display(), names.join(", ")))
-    })
-}
-
-fn kind(t: &InspectedTable) -> &'static str {
-    match t.kind {
-        cairn::TableKind::Ordered => "ordered",
-        _ => "hash",
-    }
-}
-
-fn indent(text: &str) -> String {
-    text.replace('\n', "\n         ")
 }

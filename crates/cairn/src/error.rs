@@ -214,6 +214,15 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// An untyped write (`cairn load`, `cairn edit`: [`RawDb`](crate::raw::RawDb)) was refused before anything was
+    /// written: the record does not fit the stored schema, or writing it could break what the program relies on.
+    #[error("table `{table}`: {problem}")]
+    RawWrite {
+        /// The table.
+        table: String,
+        /// What is wrong, and what to do.
+        problem: String,
+    },
     /// A change feed subscription cannot go on (it lagged, its position is no longer in the log, the database
     /// closed); see [`FeedError`](crate::FeedError).
     #[error(transparent)]

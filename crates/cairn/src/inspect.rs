@@ -88,11 +88,23 @@ impl Inspection {
         let data: Vec<SegmentData<'_>> =
             segments.iter().zip(&bytes).map(|((_, path), bytes)| SegmentData { path, bytes }).collect();
         let scanned = scan::scan(&data, snap_seq)?;
+        Self::from_scan(dir, snap.as_ref(), &segments, &bytes, &scanned)
+    }
 
+    /// The view of what recovery read: the snapshot, the segments after it (`bytes`, read whole) and their scan.
+    pub(crate) fn from_scan(
+        dir: &Path,
+        snap: Option<&Snapshot>,
+        segments: &[(u64, PathBuf)],
+        bytes: &[Vec<u8>],
+        scanned: &scan::Scan,
+    ) -> Result<Self> {
+        let data: Vec<SegmentData<'_>> =
+            segments.iter().zip(bytes).map(|((_, path), bytes)| SegmentData { path, bytes }).collect();
         let mut files: Vec<(PathBuf, u64)> = Vec::new();
         let mut tables: BTreeMap<u32, InspectedTable> = BTreeMap::new();
         let mut raw_schemas: Vec<(u32, Vec<u8>)> = Vec::new();
-        if let Some(snap) = &snap {
+        if let Some(snap) = snap {
             files.push((snap.path.clone(), snap.len()));
             for c in &snap.catalog {
                 tables.entry(c.id).or_insert_with(|| InspectedTable {
@@ -109,7 +121,7 @@ impl Inspection {
                 }
             }
         }
-        for ((_, path), b) in segments.iter().zip(&bytes) {
+        for ((_, path), b) in segments.iter().zip(bytes) {
             files.push((path.clone(), b.len() as u64));
         }
         for frame in &scanned.frames {
@@ -159,7 +171,7 @@ impl Inspection {
             .map(|cut| (segments[cut.segment].1.clone(), cut.offset as u64, cut.reason.to_string()));
         Ok(Inspection {
             path: dir.to_path_buf(),
-            snapshot_seq: snap.as_ref().map(|s| s.seq),
+            snapshot_seq: snap.map(|s| s.seq),
             last_seq: scanned.last_seq,
             files,
             schemas,

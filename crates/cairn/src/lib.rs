@@ -60,6 +60,7 @@ mod index;
 pub mod inspect;
 mod log;
 mod options;
+pub mod raw;
 mod schema;
 mod snapshot;
 mod storage;

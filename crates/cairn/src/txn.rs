@@ -181,6 +181,21 @@ impl<'t> Transaction<'t> {
         record::put_create(payload.buf(), id, kind, name);
     }
 
+    /// Writes a put (`Some(value)`) or a delete of already-encoded bytes to the table with id `table`, with no
+    /// write set: for the untyped write path (`crate::raw`), whose database has no in-memory tables.
+    pub(crate) fn put_encoded(&self, table: u32, key: &[u8], value: Option<&[u8]>) {
+        let mut payload = self.payload.borrow_mut();
+        self.begin_payload(&mut payload);
+        let payload = payload.buf();
+        match value {
+            Some(value) => record::put_raw(payload, table, key, value),
+            None => {
+                record::begin_delete(payload, table);
+                crate::format::put_bytes(payload, key);
+            }
+        }
+    }
+
     /// Writes the definition of schema version `version` (at open, when the running schema is new).
     pub(crate) fn define_schema(&self, version: u32, description: &[u8]) {
         let mut payload = self.payload.borrow_mut();

@@ -306,59 +306,7 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
         }
     }
 
-    // Cut a torn tail, drop what is obsolete, and open the active segment.
-    let mut keep = segments.len();
-    let mut resume_end = scanned.end as u64;
-    if let Some(cut) = &scanned.cut {
-        tracing::warn!(file = %segments[cut.segment].1.display(), offset = cut.offset, reason = cut.reason, "cutting torn log tail");
-        keep = cut.segment + 1;
-        if cut.offset == 0 {
-            keep = cut.segment;
-        }
-        resume_end = cut.offset as u64;
-    }
-    obsolete.extend(segments.drain(keep..).map(|(_, p)| p));
-    for path in &obsolete {
-        storage.remove(path).map_err(|e| Error::io("remove obsolete file", path, e))?;
-    }
-    if !obsolete.is_empty() {
-        storage.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
-    }
-    let log_bytes: u64 = scanned.frames.iter().map(|f| f.header.frame_len() as u64).sum();
-    // Bytes after the end of the data that are not zero (a torn write) are zeroed before anything is appended.
-    let dirty_end = match (segments.len().checked_sub(1), scanned.cut.as_ref()) {
-        (Some(last), cut) if cut.is_none_or(|c| c.offset != 0) => {
-            let tail = bytes[last].get(resume_end as usize..).unwrap_or_default();
-            resume_end + tail.iter().rposition(|&b| b != 0).map_or(0, |i| i as u64 + 1)
-        }
-        _ => resume_end,
-    };
-    // A segment of an older format is continued only to clean its tail, then rolled: a segment's frames are all of
-    // its header's format version.
-    let older_format = bytes.last().and_then(|b| segment::header_version(b)).is_some_and(|v| v < FORMAT_VERSION);
-    drop(bytes);
-    let resumable = scanned.cut.as_ref().is_none_or(|c| c.offset != 0) && !segments.is_empty();
-    let mut log = match segments.last() {
-        Some((first, path)) if resumable => LogWriter::resume(
-            storage.clone(),
-            dir,
-            path.clone(),
-            *first,
-            resume_end,
-            dirty_end,
-            last_seq,
-            options.segment_size,
-        )?,
-        _ => LogWriter::create(storage.clone(), dir, last_seq + 1, options.segment_size)?,
-    };
-    if older_format && resumable {
-        if log.first_seq() > last_seq {
-            // No frame in it: rewrite it in place with the current header.
-            log = LogWriter::create(storage.clone(), dir, last_seq + 1, options.segment_size)?;
-        } else {
-            log.roll()?;
-        }
-    }
+    let (log, log_bytes) = start_log(&storage, dir, options.segment_size, segments, bytes, &scanned, obsolete)?;
 
     let (writer, published) =
         crate::store::publish::new(State { tables: stores, seq: last_seq }, State { tables: twins, seq: last_seq });
@@ -413,4 +361,73 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
         })?;
     }
     Ok(db)
+}
+
+/// Cuts a torn tail, removes what is obsolete and opens the active segment for appending, after recovery scanned
+/// `segments` (read as `bytes`) into `scanned`. Returns the log writer and the bytes of log since the snapshot.
+/// Shared by the typed open and the untyped one (`crate::raw`).
+pub(crate) fn start_log(
+    storage: &Arc<dyn Storage>,
+    dir: &Path,
+    segment_size: u64,
+    mut segments: Vec<(u64, PathBuf)>,
+    bytes: Vec<Vec<u8>>,
+    scanned: &scan::Scan,
+    mut obsolete: Vec<PathBuf>,
+) -> Result<(LogWriter, u64)> {
+    let last_seq = scanned.last_seq;
+    let mut keep = segments.len();
+    let mut resume_end = scanned.end as u64;
+    if let Some(cut) = &scanned.cut {
+        tracing::warn!(file = %segments[cut.segment].1.display(), offset = cut.offset, reason = cut.reason, "cutting torn log tail");
+        keep = cut.segment + 1;
+        if cut.offset == 0 {
+            keep = cut.segment;
+        }
+        resume_end = cut.offset as u64;
+    }
+    obsolete.extend(segments.drain(keep..).map(|(_, p)| p));
+    for path in &obsolete {
+        storage.remove(path).map_err(|e| Error::io("remove obsolete file", path, e))?;
+    }
+    if !obsolete.is_empty() {
+        storage.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
+    }
+    let log_bytes: u64 = scanned.frames.iter().map(|f| f.header.frame_len() as u64).sum();
+    // Bytes after the end of the data that are not zero (a torn write) are zeroed before anything is appended.
+    let dirty_end = match (segments.len().checked_sub(1), scanned.cut.as_ref()) {
+        (Some(last), cut) if cut.is_none_or(|c| c.offset != 0) => {
+            let tail = bytes[last].get(resume_end as usize..).unwrap_or_default();
+            resume_end + tail.iter().rposition(|&b| b != 0).map_or(0, |i| i as u64 + 1)
+        }
+        _ => resume_end,
+    };
+    // A segment of an older format is continued only to clean its tail, then rolled: a segment's frames are all of
+    // its header's format version.
+    let older_format = bytes.last().and_then(|b| segment::header_version(b)).is_some_and(|v| v < FORMAT_VERSION);
+    drop(bytes);
+    let resumable = scanned.cut.as_ref().is_none_or(|c| c.offset != 0) && !segments.is_empty();
+    let mut log = match segments.last() {
+        Some((first, path)) if resumable => LogWriter::resume(
+            storage.clone(),
+            dir,
+            path.clone(),
+            *first,
+            resume_end,
+            dirty_end,
+            last_seq,
+            segment_size,
+        )?,
+        _ => LogWriter::create(storage.clone(), dir, last_seq + 1, segment_size)?,
+    };
+    if older_format && resumable {
+        if log.first_seq() > last_seq {
+            // No frame in it: rewrite it in place with the current header.
+            log = LogWriter::create(storage.clone(), dir, last_seq + 1, segment_size)?;
+        } else {
+            log.roll()?;
+        }
+    }
+
+    Ok((log, log_bytes))
 }

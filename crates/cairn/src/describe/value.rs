@@ -73,7 +73,7 @@ pub(crate) fn decode_as<T: DeserializeOwned>(bytes: &[u8], writer: &TypeDescript
 }
 
 /// Decodes `bytes`, written with postcard under `writer`, into a [`Dynamic`] value: no Rust type needed.
-pub(crate) fn decode_dynamic(bytes: &[u8], writer: &TypeDescription) -> Result<Dynamic, String> {
+pub fn decode_dynamic(bytes: &[u8], writer: &TypeDescription) -> Result<Dynamic, String> {
     let root = match &writer.root {
         Shape::Named(name) => name.as_str(),
         _ => "",

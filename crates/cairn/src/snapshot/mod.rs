@@ -33,16 +33,16 @@ use crate::storage::{Storage, StorageFile};
 pub(crate) const MAGIC: &[u8; 8] = b"CAIRNSNP";
 /// File name extension of snapshots.
 pub(crate) const EXT: &str = "snap";
-const HEADER_LEN: usize = 32;
-const BLOCK_HEADER_LEN: usize = 12;
+pub(crate) const HEADER_LEN: usize = 32;
+pub(crate) const BLOCK_HEADER_LEN: usize = 12;
 const BLOCK_TARGET: usize = 64 * 1024;
 /// The writer fsyncs the snapshot whenever this much more is written, so the page cache never holds much of it dirty:
 /// on ext4 a concurrent `fdatasync` of the log waits for the journal commit, which waits for the snapshot's data
 /// written so far. Measured in the benchmark's commits-during-compaction step: with 16 MiB the worst commit took
 /// 24 ms, with 1 MiB 6-12 ms (on a loaded machine, the rest being CPU scheduling); compaction took about as long.
 const SYNC_EVERY: u64 = 1 << 20;
-const KIND_CATALOG: u32 = 1;
-const KIND_RECORDS: u32 = 2;
+pub(crate) const KIND_CATALOG: u32 = 1;
+pub(crate) const KIND_RECORDS: u32 = 2;
 const KIND_END: u32 = 3;
 
 /// The file name of the snapshot that ends at `seq`.
@@ -327,7 +327,8 @@ impl Snapshot {
 }
 
 /// One record of a snapshot of format `version`: (table, schema version, key, value).
-fn next_record<'a>(buf: &'a [u8], pos: &mut usize, version: u32) -> Option<(u32, u32, &'a [u8], &'a [u8])> {
+/// (Also read by salvage, block by block.)
+pub(crate) fn next_record<'a>(buf: &'a [u8], pos: &mut usize, version: u32) -> Option<(u32, u32, &'a [u8], &'a [u8])> {
     let table = u32::try_from(get_varint(buf, pos)?).ok()?;
     let schema = if version >= 2 { u32::try_from(get_varint(buf, pos)?).ok()? } else { 0 };
     let key = get_bytes(buf, pos)?;
