@@ -35,6 +35,35 @@ pub(crate) struct Listing {
     pub(crate) temporary: Vec<PathBuf>,
 }
 
+/// What recovery reads first, under the lock: the newest snapshot, the segments after it (with their bytes), and the
+/// files that are leftovers.
+pub(crate) struct Base {
+    pub(crate) snap: Option<Snapshot>,
+    /// Older snapshots (of a compaction interrupted before its clean-up) and segments the snapshot covers.
+    pub(crate) obsolete: Vec<PathBuf>,
+    pub(crate) segments: Vec<(u64, PathBuf)>,
+    pub(crate) bytes: Vec<Vec<u8>>,
+}
+
+/// Lists `dir` (under its lock), removes leftover temporary files, reads the newest snapshot and the segments it does
+/// not cover: what both openings, typed (`open`) and untyped (`raw`), start recovery from.
+pub(crate) fn read_base(storage: &dyn Storage, dir: &Path) -> Result<Base> {
+    let listing = list(storage, dir)?;
+    for tmp in &listing.temporary {
+        storage.remove(tmp).map_err(|e| Error::io("remove leftover temporary file", tmp, e))?;
+    }
+    let snap = match listing.snapshots.last() {
+        Some((_, path)) => Some(Snapshot::read(storage, path)?),
+        None => None,
+    };
+    let snap_seq = snap.as_ref().map_or(0, |s| s.seq);
+    let mut obsolete: Vec<PathBuf> = listing.snapshots.iter().rev().skip(1).map(|(_, p)| p.clone()).collect();
+    let mut segments = listing.segments;
+    obsolete.extend(segment::take_covered(&mut segments, snap_seq));
+    let bytes = scan::read_segments(storage, segments.iter().map(|(_, p)| p.as_path()))?;
+    Ok(Base { snap, obsolete, segments, bytes })
+}
+
 /// Lists the snapshots, log segments and leftover temporary files of the database directory `dir`.
 pub(crate) fn list(storage: &dyn Storage, dir: &Path) -> Result<Listing> {
     let names = storage.list(dir).map_err(|e| Error::io("list database directory", dir, e))?;
@@ -81,23 +110,8 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
             (Box::new(()), Some(attached))
         }
     };
-    let listing = list(&*storage, dir)?;
-    for tmp in &listing.temporary {
-        storage.remove(tmp).map_err(|e| Error::io("remove leftover temporary file", tmp, e))?;
-    }
-
-    // The newest snapshot; older ones are leftovers of a compaction interrupted before its clean-up.
-    let snap = match listing.snapshots.last() {
-        Some((_, path)) => Some(Snapshot::read(&*storage, path)?),
-        None => None,
-    };
+    let Base { snap, obsolete, segments, bytes } = read_base(&*storage, dir)?;
     let snap_seq = snap.as_ref().map_or(0, |s| s.seq);
-    let mut obsolete: Vec<PathBuf> = listing.snapshots.iter().rev().skip(1).map(|(_, p)| p.clone()).collect();
-
-    // Segments entirely covered by the snapshot are leftovers too.
-    let mut segments = listing.segments;
-    obsolete.extend(segment::take_covered(&mut segments, snap_seq));
-    let bytes = scan::read_segments(&*storage, segments.iter().map(|(_, p)| p.as_path()))?;
     let data: Vec<SegmentData<'_>> =
         segments.iter().zip(&bytes).map(|((_, path), bytes)| SegmentData { path, bytes }).collect();
     let scanned = scan::scan(&data, snap_seq)?;

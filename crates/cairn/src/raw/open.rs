@@ -7,23 +7,18 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::db::commit::Pipeline;
-use crate::db::open::{list, start_log, LOCK_FILE};
+use crate::db::open::{list, read_base, start_log, Base, LOCK_FILE};
 use crate::db::{Background, Db, Inner, Writer};
 use crate::error::{Error, Result};
 use crate::inspect::Inspection;
 use crate::log::scan::{self, SegmentData};
-use crate::log::segment;
 use crate::options::Options;
-use crate::snapshot::Snapshot;
 use crate::store::read::Reader;
 use crate::store::state::State;
 
-/// Opens the existing database in `dir` as an ordinary open does (exclusive lock, newest snapshot, log replay on
-/// bytes, torn tail cut), and returns the engine, with no tables of its own, beside the view of what it holds.
-pub(super) fn open(options: Options, dir: &Path) -> Result<(Db, Inspection)> {
-    let storage = options.storage.clone();
-    let lock_path = dir.join(LOCK_FILE);
-    let listing = list(&*storage, dir)?;
+/// Lists `dir`, refusing a directory that holds no snapshot and no log segment: the tools never create a database.
+pub(super) fn list_database(storage: &dyn crate::storage::Storage, dir: &Path) -> Result<crate::db::open::Listing> {
+    let listing = list(storage, dir)?;
     if listing.snapshots.is_empty() && listing.segments.is_empty() {
         return Err(Error::io(
             "find a Cairn database (no snapshot or log segment)",
@@ -31,24 +26,22 @@ pub(super) fn open(options: Options, dir: &Path) -> Result<(Db, Inspection)> {
             std::io::Error::from(std::io::ErrorKind::NotFound),
         ));
     }
+    Ok(listing)
+}
+
+/// Opens the existing database in `dir` as an ordinary open does (exclusive lock, newest snapshot, log replay on
+/// bytes, torn tail cut), and returns the engine, with no tables of its own, beside the view of what it holds.
+pub(super) fn open(options: Options, dir: &Path) -> Result<(Db, Inspection)> {
+    let storage = options.storage.clone();
+    let lock_path = dir.join(LOCK_FILE);
+    list_database(&*storage, dir)?;
     let lock = storage.lock(&lock_path).map_err(|e| match e.kind() {
         std::io::ErrorKind::WouldBlock => Error::Locked { path: dir.to_path_buf() },
         _ => Error::io("lock database directory", &lock_path, e),
     })?;
     // Listed again under the lock: what was listed before may have changed.
-    let listing = list(&*storage, dir)?;
-    for tmp in &listing.temporary {
-        storage.remove(tmp).map_err(|e| Error::io("remove leftover temporary file", tmp, e))?;
-    }
-    let snap = match listing.snapshots.last() {
-        Some((_, path)) => Some(Snapshot::read(&*storage, path)?),
-        None => None,
-    };
+    let Base { snap, obsolete, segments, bytes } = read_base(&*storage, dir)?;
     let snap_seq = snap.as_ref().map_or(0, |s| s.seq);
-    let mut obsolete: Vec<_> = listing.snapshots.iter().rev().skip(1).map(|(_, p)| p.clone()).collect();
-    let mut segments = listing.segments;
-    obsolete.extend(segment::take_covered(&mut segments, snap_seq));
-    let bytes = scan::read_segments(&*storage, segments.iter().map(|(_, p)| p.as_path()))?;
     let scanned = {
         let data: Vec<SegmentData<'_>> =
             segments.iter().zip(&bytes).map(|((_, path), bytes)| SegmentData { path, bytes }).collect();

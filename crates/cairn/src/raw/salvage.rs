@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::db::open::{list, LOCK_FILE};
+use crate::db::open::LOCK_FILE;
 use crate::error::{Error, Result};
 use crate::format::FORMAT_VERSION;
 use crate::log::frame::{self, Probe};
@@ -66,14 +66,7 @@ pub fn salvage(dir: impl AsRef<Path>, out: impl AsRef<Path>) -> Result<Salvaged>
             problem: "it is not empty; salvage into a new directory".into(),
         });
     }
-    let listing = list(&*storage, dir)?;
-    if listing.snapshots.is_empty() && listing.segments.is_empty() {
-        return Err(Error::io(
-            "find a Cairn database (no snapshot or log segment)",
-            dir,
-            std::io::Error::from(std::io::ErrorKind::NotFound),
-        ));
-    }
+    let listing = super::open::list_database(&*storage, dir)?;
     let mut found = Found::default();
     if let Some((seq, path)) = listing.snapshots.last() {
         let bytes = storage.read_all(path).map_err(|e| Error::io("read snapshot", path, e))?;
