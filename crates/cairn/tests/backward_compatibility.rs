@@ -1,8 +1,8 @@
 //! Databases written by every released format version open and read back exactly.
 //!
-//! `fixtures/v1/` was written by format version 1 (`write_v1_fixture` below, run once with
-//! `CAIRN_WRITE_FIXTURE=1 cargo test -p cairn --test backward_compatibility -- --ignored`). It holds a snapshot and a
-//! log after it. A later format version keeps this directory as it is and adds its own.
+//! `fixtures/vN/` was written by format version N (`write_fixture` below, run once by a build of that version with
+//! `CAIRN_WRITE_FIXTURE=vN cargo test -p cairn --test backward_compatibility -- --ignored`). Each holds a snapshot
+//! and a log after it. A later format version keeps these directories as they are and adds its own.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -55,12 +55,12 @@ fn fixture(version: &str) -> std::path::PathBuf {
 }
 
 #[test]
-#[ignore = "writes the v1 fixture; run once, by hand, with format version 1"]
-fn write_v1_fixture() {
-    if std::env::var_os("CAIRN_WRITE_FIXTURE").is_none() {
+#[ignore = "writes a fixture; run once, by hand, by the build of the format version it is named after"]
+fn write_fixture() {
+    let Some(version) = std::env::var("CAIRN_WRITE_FIXTURE").ok() else {
         return;
-    }
-    let dir = fixture("v1");
+    };
+    let dir = fixture(&version);
     let _ = std::fs::remove_dir_all(&dir);
     let db = Fixture::builder().compact_after(None).open(&dir).unwrap();
     for i in 0..40u64 {
@@ -89,10 +89,24 @@ fn write_v1_fixture() {
     std::fs::remove_file(dir.join("LOCK")).unwrap();
 }
 
+/// The version this build writes new segments in.
+const CURRENT: u32 = 3;
+
 #[test]
 fn format_v1_opens() {
+    opens_and_carries_on("v1", 1);
+}
+
+#[test]
+fn format_v2_opens() {
+    opens_and_carries_on("v2", 2);
+}
+
+/// Opens a copy of `fixtures/<name>` (written by format `version`), checks every record, writes, reopens and
+/// compacts it.
+fn opens_and_carries_on(name: &str, version: u32) {
     let work = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(fixture("v1")).unwrap() {
+    for e in std::fs::read_dir(fixture(name)).unwrap() {
         let e = e.unwrap();
         std::fs::copy(e.path(), work.path().join(e.file_name())).unwrap();
     }
@@ -103,12 +117,12 @@ fn format_v1_opens() {
     let (docs, order) = expected();
     assert_eq!(db.docs.iter().collect::<BTreeMap<_, _>>(), docs);
     assert_eq!(db.order.iter().collect::<BTreeMap<_, _>>(), order);
-    assert_eq!(db.db().schema_version(), 1, "the first open by format 2 stores the schema as version 1");
+    assert_eq!(db.db().schema_version(), 1, "format 1 gets its schema stored as version 1, format 2 has it");
     db.docs.insert("new".into(), doc(1)).unwrap();
     drop(db);
 
-    // The format-1 segment was continued only to be rolled: the new frames are in a segment of the current format,
-    // and a reopen replays both (the old one's puts as schema version 0, read as the running types).
+    // The old segment was continued only to be rolled: the new frames are in a segment of the current format, and a
+    // reopen replays both (format 1's puts as schema version 0, read as the running types).
     let mut segments: Vec<_> = std::fs::read_dir(work.path())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -117,8 +131,8 @@ fn format_v1_opens() {
     segments.sort();
     assert_eq!(segments.len(), 2, "{segments:?}");
     let header_version = |p: &Path| u32::from_le_bytes(std::fs::read(p).unwrap()[8..12].try_into().unwrap());
-    assert_eq!(header_version(&segments[0]), 1);
-    assert_eq!(header_version(&segments[1]), 2);
+    assert_eq!(header_version(&segments[0]), version);
+    assert_eq!(header_version(&segments[1]), CURRENT);
     let db = Fixture::open(work.path()).unwrap();
     assert_eq!(db.docs.len(), docs.len() + 1);
     assert_eq!(db.order.iter().collect::<BTreeMap<_, _>>(), order);
