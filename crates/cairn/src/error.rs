@@ -227,6 +227,47 @@ pub enum Error {
     /// closed); see [`FeedError`](crate::FeedError).
     #[error(transparent)]
     Feed(crate::FeedError),
+    /// The key given does not open the encrypted database: no slot of its key file accepts it. Nothing else was
+    /// read.
+    #[error("the key does not open database {path}: it expects {expects}; check the key or passphrase (a key file `KEYS` accepts only the keys it was written for)")]
+    WrongKey {
+        /// The database directory.
+        path: PathBuf,
+        /// What kind of key the database's key file has slots for.
+        expects: &'static str,
+    },
+    /// The database is encrypted and no key was given, or a file holds encrypted data that this open has no key
+    /// for.
+    #[error("database {path} is encrypted ({file} holds encrypted data): open it with a key (Builder::encryption, or `--key-file`/`CAIRN_PASSPHRASE` for the cairn command)")]
+    KeyRequired {
+        /// The database directory.
+        path: PathBuf,
+        /// The file that showed it: the key file or an encrypted unit's file.
+        file: PathBuf,
+    },
+    /// A key was given for a database that was created without encryption.
+    #[error("database {path} is not encrypted, but a key was given: open it without one (encryption is chosen when a database is created; to encrypt this one, copy it into a new encrypted database with `cairn dump` and `cairn load`)")]
+    NotEncrypted {
+        /// The database directory.
+        path: PathBuf,
+    },
+    /// An encrypted unit does not authenticate: its bytes were changed, or it was moved from another place, file or
+    /// database. Nothing of it was used.
+    #[error("{file} at offset {offset}: {what} fails authentication: its bytes were changed, or moved here from another place or database; restore the file from a backup")]
+    Authentication {
+        /// The file.
+        file: PathBuf,
+        /// The offset of the unit (frame header or snapshot block header) in the file.
+        offset: u64,
+        /// What was found there.
+        what: &'static str,
+    },
+    /// Key rotation needs the database open in exclusive mode: other processes would keep reading with the old keys.
+    #[error("cannot rotate the key of database {path} in shared mode: close the other processes and open it in exclusive mode")]
+    RotateShared {
+        /// The database directory.
+        path: PathBuf,
+    },
 }
 
 impl From<crate::FeedError> for Error {

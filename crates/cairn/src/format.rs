@@ -2,7 +2,7 @@
 
 /// The on-disk format version this build writes. Every format change bumps it, keeps a fixture of the old format
 /// under `tests/fixtures/` and a test that opens it.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 3;
 
 /// Appends `v` as an unsigned LEB128 varint.
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {

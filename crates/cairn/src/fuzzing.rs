@@ -61,7 +61,7 @@ pub fn record_ops(bytes: &[u8]) {
 
 /// Parses a snapshot: an accepted one yields records in strictly increasing (table, key) order, as many as it says.
 pub fn snapshot(bytes: &[u8]) {
-    if let Ok(snap) = Snapshot::parse(Path::new("fuzz.snap"), bytes.to_vec()) {
+    if let Ok(snap) = Snapshot::parse(Path::new("fuzz.snap"), bytes.to_vec(), &crate::seal::Seal::plain()) {
         let mut last: Option<(u32, Vec<u8>)> = None;
         let mut count = 0u64;
         for (offset, table, _, key, _) in snap.records() {

@@ -18,6 +18,7 @@ use crate::log::record::{self, Op};
 use crate::log::scan::{self, SegmentData};
 use crate::log::segment;
 use crate::schema::TableKind;
+use crate::seal::{self, EncryptionKey, Seal};
 use crate::snapshot::Snapshot;
 use crate::storage::{FsStorage, Storage};
 
@@ -38,6 +39,8 @@ pub struct Inspection {
     pub tables: Vec<InspectedTable>,
     /// A torn tail at the end of the log that was left out: (file, offset, why).
     pub torn_tail: Option<(PathBuf, u64, String)>,
+    /// Whether the database is encrypted (it has a key file, and the view was taken with its key).
+    pub encrypted: bool,
 }
 
 /// One table of an [`Inspection`].
@@ -70,6 +73,12 @@ impl Inspection {
 
     /// Reads the database in `dir` through `storage`.
     pub fn open_with(storage: &dyn Storage, dir: &Path) -> Result<Self> {
+        Self::open_keyed(storage, dir, None)
+    }
+
+    /// Reads the database in `dir` through `storage`, with `key` if it is encrypted: without one, an encrypted
+    /// database fails with [`Error::KeyRequired`], with a wrong one with [`Error::WrongKey`].
+    pub fn open_keyed(storage: &dyn Storage, dir: &Path, key: Option<&EncryptionKey>) -> Result<Self> {
         let Listing { snapshots, mut segments, .. } = list(storage, dir)?;
         if snapshots.is_empty() && segments.is_empty() {
             return Err(Error::io(
@@ -78,8 +87,9 @@ impl Inspection {
                 std::io::Error::from(std::io::ErrorKind::NotFound),
             ));
         }
+        let seal = seal::load(storage, dir, seal::Settings::reading(key))?;
         let snap = match snapshots.last() {
-            Some((_, path)) => Some(Snapshot::read(storage, path)?),
+            Some((_, path)) => Some(Snapshot::read(storage, &seal, path)?),
             None => None,
         };
         let snap_seq = snap.as_ref().map_or(0, |s| s.seq);
@@ -88,12 +98,13 @@ impl Inspection {
         let data: Vec<SegmentData<'_>> =
             segments.iter().zip(&bytes).map(|((_, path), bytes)| SegmentData { path, bytes }).collect();
         let scanned = scan::scan(&data, snap_seq)?;
-        Self::from_scan(dir, snap.as_ref(), &segments, &bytes, &scanned)
+        Self::from_scan(dir, &seal, snap.as_ref(), &segments, &bytes, &scanned)
     }
 
     /// The view of what recovery read: the snapshot, the segments after it (`bytes`, read whole) and their scan.
     pub(crate) fn from_scan(
         dir: &Path,
+        seal: &Seal,
         snap: Option<&Snapshot>,
         segments: &[(u64, PathBuf)],
         bytes: &[Vec<u8>],
@@ -126,7 +137,8 @@ impl Inspection {
         }
         for frame in &scanned.frames {
             let seg = &data[frame.segment];
-            for op in record::ops(frame.payload(seg.bytes)) {
+            let payload = frame.plain(seal, seg)?;
+            for op in record::ops(&payload) {
                 match op {
                     Ok(Op::CreateTable { table, kind, name }) => {
                         tables.entry(table).or_insert_with(|| InspectedTable {
@@ -177,6 +189,7 @@ impl Inspection {
             schemas,
             tables: tables.into_values().collect(),
             torn_tail,
+            encrypted: seal.encrypted(),
         })
     }
 

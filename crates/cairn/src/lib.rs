@@ -62,6 +62,7 @@ mod log;
 mod options;
 pub mod raw;
 mod schema;
+mod seal;
 mod snapshot;
 mod storage;
 mod store;
@@ -103,6 +104,7 @@ pub use cairn_macros::schema;
 // Opening a database.
 pub use db::Db;
 pub use options::{Builder, Durability, Mode};
+pub use seal::{Compression, EncryptionKey};
 
 // Schema evolution: the stored schema.
 pub use db::Unreadable;

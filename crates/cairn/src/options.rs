@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::schema::Schema;
+use crate::seal::{Compression, EncryptionKey};
 use crate::storage::{FsStorage, Storage};
 
 /// When a commit counts as durable, and so when it returns and becomes visible to readers.
@@ -62,6 +63,9 @@ pub(crate) struct Options {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) feed_buffer: usize,
     pub(crate) mode: Mode,
+    pub(crate) compression: Compression,
+    pub(crate) compress_above: usize,
+    pub(crate) encryption: Option<EncryptionKey>,
 }
 
 impl Default for Options {
@@ -73,6 +77,9 @@ impl Default for Options {
             storage: Arc::new(FsStorage),
             feed_buffer: 1024,
             mode: Mode::Exclusive,
+            compression: Compression::None,
+            compress_above: 512,
+            encryption: None,
         }
     }
 }
@@ -136,6 +143,33 @@ impl<S: Schema> Builder<S> {
     /// storage (the default [`FsStorage`](crate::FsStorage)): its locks and counter are files beside the log.
     pub fn mode(mut self, mode: Mode) -> Self {
         self.options.mode = mode;
+        self
+    }
+
+    /// Compress what is written from now on: snapshot blocks, and log payloads from
+    /// [`compress_log_above`](Self::compress_log_above) bytes up. Every unit says how it is stored, so a database
+    /// opens with any setting, and compressed and plain units mix freely.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.options.compression = compression;
+        self
+    }
+
+    /// Log payloads (one per transaction) of at least this many bytes are compressed (default 512): below it the
+    /// codec's few bytes of framing and its time buy nothing.
+    pub fn compress_log_above(mut self, bytes: usize) -> Self {
+        self.options.compress_above = bytes;
+        self
+    }
+
+    /// Encrypt the database under `key` (XChaCha20-Poly1305, every log payload and snapshot block sealed with its
+    /// own nonce and bound to its place). A new database is created encrypted; an existing one must have been
+    /// created with a key that opens it, else the open fails with
+    /// [`Error::WrongKey`](crate::Error::WrongKey) before anything else is read. A database created without a key
+    /// refuses one ([`Error::NotEncrypted`](crate::Error::NotEncrypted)); one created with a key refuses an open
+    /// without ([`Error::KeyRequired`](crate::Error::KeyRequired)). [`Db::rotate_key`](crate::Db::rotate_key)
+    /// changes the key.
+    pub fn encryption(mut self, key: EncryptionKey) -> Self {
+        self.options.encryption = Some(key);
         self
     }
 

@@ -217,7 +217,9 @@ impl<'t> Transaction<'t> {
         let mut payload = self.payload.borrow_mut();
         // Shared mode marks each append in the counter file before it writes (`db::shared`), so it writes no frame
         // ahead.
-        if self.inner.shared.is_none() {
+        // An encrypted payload is sealed whole at commit, so it cannot be written ahead either. (A compressed
+        // database spills too: the spilled frame is stored uncompressed.)
+        if self.inner.shared.is_none() && !self.inner.pipeline.seal.encrypted() {
             payload.make_room(&self.inner.pipeline, self.pending.last().map(|c| c.seq))?;
         }
         self.begin_payload(&mut payload);

@@ -44,6 +44,7 @@ use super::open::LOCK_FILE;
 use super::Inner;
 use crate::error::{Error, Result};
 use crate::log::segment;
+use crate::seal::keys::KEYS_FILE;
 use crate::snapshot;
 use crate::storage::{Storage, StorageFile};
 use crate::store::read;
@@ -123,7 +124,10 @@ impl Inner {
         segment::take_covered(&mut segments, snapshot.unwrap_or(0));
         let closed =
             segments.into_iter().filter(|(first, _)| *first < active).map(|(first, _)| segment::file_name(first));
-        Ok(snapshot.map(snapshot::file_name).into_iter().chain(closed).collect())
+        // An encrypted database's key file goes first: the copy opens with the same key. (Key rotation holds the
+        // snapshot lock too, so the key file and the files it must open are of one moment.)
+        let keys = self.pipeline.seal.encrypted().then(|| KEYS_FILE.to_string());
+        Ok(keys.into_iter().chain(snapshot.map(snapshot::file_name)).chain(closed).collect())
     }
 }
 
@@ -269,7 +273,9 @@ impl Drop for Partial<'_> {
 
 /// Refuses a partial directory holding a file no backup writes: it is not the leftover of one.
 fn refuse_foreign(dir: &Path, out: &Path, names: &[String]) -> Result<()> {
-    let ours = |n: &str| n == LOCK_FILE || segment::parse_name(n).is_some() || snapshot::parse_name(n).is_some();
+    let ours = |n: &str| {
+        n == LOCK_FILE || n == KEYS_FILE || segment::parse_name(n).is_some() || snapshot::parse_name(n).is_some()
+    };
     match names.iter().find(|n| !ours(n)) {
         None => Ok(()),
         Some(name) => Err(Error::BackupTarget {

@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::feed::Hub;
 use crate::log::frame::{FrameHeader, HEADER_LEN, KIND_TXN};
 use crate::log::writer::LogWriter;
+use crate::seal::{Place, Seal};
 use crate::store::publish;
 use crate::store::state::{Committed, State};
 
@@ -54,8 +55,9 @@ struct Frame {
 impl Frame {
     /// The frame of transaction `seq`, written when everything up to `durable` is fsynced. Computes the checksum,
     /// so a committer does it before it takes the queue lock.
-    fn new(seq: u64, durable: u64, payload: Vec<u8>, committed: Arc<Committed>, sync: bool) -> Self {
-        let header = FrameHeader::for_payload(KIND_TXN, seq, durable, &payload);
+    /// `kind` carries the storage bits of a sealed payload (`crate::seal`).
+    fn new(kind: u32, seq: u64, durable: u64, payload: Vec<u8>, committed: Arc<Committed>, sync: bool) -> Self {
+        let header = FrameHeader::for_payload(kind, seq, durable, &payload);
         let pad = header.frame_len() - HEADER_LEN - payload.len();
         Frame { header: header.encode(), payload, pad, prewritten: None, committed, sync }
     }
@@ -120,12 +122,21 @@ pub(crate) struct Pipeline {
     pub(crate) feed: Arc<Hub>,
     /// Shared mode: the counter that every flush marks before its append and bumps after it.
     shared: Option<Arc<Shared>>,
+    /// How payloads are stored: compressed, encrypted.
+    pub(crate) seal: Arc<Seal>,
 }
 
 /// What a flush by a leader may ask of the database afterwards.
 pub(crate) struct Flushed {
     /// Bytes of log written since the last snapshot, counting this flush: compaction is due past a threshold.
     pub(crate) log_bytes: u64,
+}
+
+/// What a pipeline serves besides the log and the state: the change feed, shared mode's counter, the seal.
+pub(crate) struct Around {
+    pub(crate) feed: Arc<Hub>,
+    pub(crate) shared: Option<Arc<Shared>>,
+    pub(crate) seal: Arc<Seal>,
 }
 
 impl Pipeline {
@@ -135,8 +146,7 @@ impl Pipeline {
         state: publish::Writer<State>,
         seq: u64,
         log_bytes: u64,
-        feed: Arc<Hub>,
-        shared: Option<Arc<Shared>>,
+        Around { feed, shared, seal }: Around,
     ) -> Self {
         let synced = log.synced_seq();
         Pipeline {
@@ -147,6 +157,7 @@ impl Pipeline {
             log_bytes: AtomicU64::new(log_bytes),
             feed,
             shared,
+            seal,
         }
     }
 
@@ -190,9 +201,12 @@ impl Pipeline {
         })
     }
 
-    /// Queues transaction `seq`. Must be called in sequence order (under the writer lock).
+    /// Queues transaction `seq`. Must be called in sequence order (under the writer lock). Compresses and encrypts
+    /// the payload as the database does (`crate::seal`).
     pub(crate) fn enqueue(&self, seq: u64, payload: Vec<u8>, committed: Arc<Committed>, sync: bool) -> Result<()> {
-        let frame = Frame::new(seq, self.synced.load(Ordering::Acquire), payload, committed, sync);
+        let durable = self.synced.load(Ordering::Acquire);
+        let (kind, payload) = self.seal.seal(KIND_TXN, Place::Frame { seq, durable }, payload);
+        let frame = Frame::new(kind, seq, durable, payload, committed, sync);
         self.group.enqueue(seq, frame).map_err(|f| self.failed(f))
     }
 
@@ -326,7 +340,7 @@ mod tests {
             expected.extend_from_slice(&payload);
             expected.resize(expected.len().next_multiple_of(crate::log::frame::ALIGN), 0);
             let committed = Arc::new(Committed { seq, writes: Vec::new(), claims: Vec::new() });
-            frames.push(Frame::new(seq, 0, payload, committed, seq == 2));
+            frames.push(Frame::new(KIND_TXN, seq, 0, payload, committed, seq == 2));
         }
         assert_eq!(frames.chunks.concat(), expected);
         assert_eq!(frames.bytes, expected.len() as u64);

@@ -54,10 +54,25 @@ impl Inner {
     /// Compacts now. Concurrent calls run one after the other.
     pub(crate) fn compact(&self) -> Result<()> {
         let mut current = self.snapshot.lock();
+        self.compact_locked(&mut current, None, false)
+    }
+
+    /// Compacts, holding the snapshot lock (whose content is `current`). Key rotation (`db::rekey`) passes the
+    /// keyring to switch to, which takes effect under the writer lock just before the roll, and `force`s a fold even
+    /// when no frame came since the snapshot: the snapshot is then rewritten in place under the new key.
+    pub(crate) fn compact_locked(
+        &self,
+        current: &mut Option<(u64, PathBuf)>,
+        switch: Option<crate::seal::keys::Keyring>,
+        force: bool,
+    ) -> Result<()> {
         // The writer lock first (as every write takes it before the shared one): no transaction may be writing its
         // frame ahead during the roll (`db::spill`). Shared mode keeps both for the whole compaction.
         let mut writer = Some(self.writer.lock());
-        let log_lock = self.hold_log(&mut current)?;
+        let log_lock = self.hold_log(current)?;
+        if let Some(ring) = switch {
+            self.pipeline.seal.set_keyring(ring);
+        }
         let active_first = self.pipeline.roll()?;
         if log_lock.is_none() {
             writer = None;
@@ -65,7 +80,7 @@ impl Inner {
         let _writer = writer;
         let upto = active_first - 1;
         let base_seq = current.as_ref().map_or(0, |(seq, _)| *seq);
-        if upto <= base_seq {
+        if upto < base_seq || (upto == base_seq && !force) || (upto == 0 && current.is_none()) {
             return Ok(());
         }
         let names = self.storage.list(&self.dir).map_err(|e| Error::io("list database directory", &self.dir, e))?;
@@ -79,12 +94,13 @@ impl Inner {
         let leftovers = segment::take_covered(&mut closed, base_seq);
         let paths: Vec<PathBuf> = closed.into_iter().map(|(_, p)| p).collect();
         let base_path = current.as_ref().map(|(_, p)| p.clone());
-        let folded = merge::fold(&*self.storage, &self.dir, base_path.as_deref(), &paths, upto)?;
+        let folded = merge::fold(&*self.storage, &self.pipeline.seal, &self.dir, base_path.as_deref(), &paths, upto)?;
         *current = Some((folded.seq, folded.path.clone()));
         tracing::debug!(dir = %self.dir.display(), seq = folded.seq, records = folded.records, "compacted");
 
         let mut first_error = None;
-        for path in leftovers.iter().chain(&paths).chain(base_path.iter()) {
+        // A forced fold with nothing new replaced the base snapshot under its own name.
+        for path in leftovers.iter().chain(&paths).chain(base_path.iter()).filter(|p| **p != folded.path) {
             if self.shared.is_none() {
                 shrink(&*self.storage, path);
             }

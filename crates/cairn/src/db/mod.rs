@@ -11,6 +11,7 @@ pub(crate) mod commit;
 pub(crate) mod compact;
 mod group;
 pub(crate) mod open;
+mod rekey;
 pub(crate) mod shared;
 pub(crate) mod spill;
 
@@ -346,6 +347,19 @@ impl Db {
             return Err(Error::WriteInsideRead);
         }
         self.inner.compact()
+    }
+
+    /// Re-encrypts the whole database under `new`: new data keys, every file rewritten through a compaction, and
+    /// the key file rewritten so that only `new` opens it. Readers go on; writers pause as for a compaction. A crash
+    /// at any point leaves a database that opens with the old key or the new one (while both would, calling this
+    /// again finishes the rotation); see ARCHITECTURE.md, "Compression and encryption". Fails with
+    /// [`Error::NotEncrypted`] on a database created without a key, and with [`Error::RotateShared`] in shared
+    /// mode.
+    pub fn rotate_key(&self, new: crate::EncryptionKey) -> Result<()> {
+        if read::in_read() {
+            return Err(Error::WriteInsideRead);
+        }
+        self.inner.rotate_key(&new)
     }
 
     /// Writes a consistent copy of the database into directory `dir` while readers and writers go on (writers pause

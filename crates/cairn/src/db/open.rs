@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::commit::Pipeline;
+use super::commit::{Around, Pipeline};
 use super::shared;
 use super::Unreadable;
 use super::{Background, Db, Inner, TableInfo, Writer};
@@ -19,6 +19,7 @@ use crate::log::segment;
 use crate::log::writer::LogWriter;
 use crate::options::{Mode, Options};
 use crate::schema::TableDef;
+use crate::seal::{self, Seal};
 use crate::snapshot::{self, CatalogEntry, Snapshot};
 use crate::storage::Storage;
 use crate::store::read::Reader;
@@ -46,14 +47,15 @@ pub(crate) struct Base {
 }
 
 /// Lists `dir` (under its lock), removes leftover temporary files, reads the newest snapshot and the segments it does
-/// not cover: what both openings, typed (`open`) and untyped (`raw`), start recovery from.
-pub(crate) fn read_base(storage: &dyn Storage, dir: &Path) -> Result<Base> {
+/// not cover: what both openings, typed (`open`) and untyped (`raw`), start recovery from. The snapshot is decoded
+/// as `seal` reads it.
+pub(crate) fn read_base(storage: &dyn Storage, dir: &Path, seal: &Seal) -> Result<Base> {
     let listing = list(storage, dir)?;
     for tmp in &listing.temporary {
         storage.remove(tmp).map_err(|e| Error::io("remove leftover temporary file", tmp, e))?;
     }
     let snap = match listing.snapshots.last() {
-        Some((_, path)) => Some(Snapshot::read(storage, path)?),
+        Some((_, path)) => Some(Snapshot::read(storage, seal, path)?),
         None => None,
     };
     let snap_seq = snap.as_ref().map_or(0, |s| s.seq);
@@ -110,18 +112,21 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
             (Box::new(()), Some(attached))
         }
     };
-    let Base { snap, obsolete, segments, bytes } = read_base(&*storage, dir)?;
+    // The key file first: a wrong key is refused before anything else is read.
+    let seal = seal::load(&*storage, dir, seal::Settings::of(&options))?;
+    let Base { snap, obsolete, segments, bytes } = read_base(&*storage, dir, &seal)?;
     let snap_seq = snap.as_ref().map_or(0, |s| s.seq);
     let data: Vec<SegmentData<'_>> =
         segments.iter().zip(&bytes).map(|((_, path), bytes)| SegmentData { path, bytes }).collect();
     let scanned = scan::scan(&data, snap_seq)?;
+    let payloads = scanned.frames.iter().map(|f| f.plain(&seal, &data[f.segment])).collect::<Result<Vec<_>>>()?;
 
     // The catalog: the snapshot's, then the tables created in the log; the same for schema versions.
     let mut catalog: Vec<CatalogEntry> = snap.as_ref().map(|s| s.catalog.clone()).unwrap_or_default();
     let mut raw_schemas: Vec<(u32, &[u8])> =
         snap.as_ref().map(|s| s.schemas.iter().map(|(v, d)| (*v, &d[..])).collect()).unwrap_or_default();
-    for frame in &scanned.frames {
-        for op in record::ops(frame.payload(data[frame.segment].bytes)) {
+    for (frame, payload) in scanned.frames.iter().zip(&payloads) {
+        for op in record::ops(payload) {
             match op {
                 Ok(Op::CreateTable { table, kind, name }) if !catalog.iter().any(|c| c.id == table) => {
                     catalog.push(CatalogEntry { id: table, kind, name: name.to_string() });
@@ -259,9 +264,9 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
             for_a.into_iter().for_each(|(pos, a)| stores[pos].insert_batch(a));
         });
     }
-    for frame in &scanned.frames {
+    for (frame, payload) in scanned.frames.iter().zip(&payloads) {
         let seg = &data[frame.segment];
-        for op in record::ops(frame.payload(seg.bytes)).flatten() {
+        for op in record::ops(payload).flatten() {
             let (table, key, value) = match op {
                 Op::Put { table, schema, key, value } => (table, key, Some((schema, value))),
                 Op::Delete { table, key } => (table, key, None),
@@ -308,6 +313,7 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
     }
     let evolve::Versions { current: schema_version, define: new_schema, stored: schemas, plans } = versions;
     drop(raw_schemas);
+    drop(payloads);
     drop(data);
     for (pos, store) in stores.iter().enumerate() {
         if let Some((index, key)) = store.index_collision() {
@@ -348,8 +354,7 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
             writer,
             last_seq,
             log_bytes,
-            Arc::new(crate::feed::Hub::new(options.feed_buffer)),
-            shared.clone(),
+            Around { feed: Arc::new(crate::feed::Hub::new(options.feed_buffer)), shared: shared.clone(), seal },
         ),
         durability: options.durability,
         snapshot: Mutex::new(snap.map(|s| (s.seq, s.path))),

@@ -190,7 +190,7 @@ impl Tables {
     pub(crate) fn decode(&self, frame: &Frame<'_>) -> Result<Option<Txn>, FeedError> {
         type Ops<'a> = Vec<EncodedOp<'a>>;
         let mut per_table: Vec<(usize, Ops<'_>)> = Vec::new();
-        for op in record::ops(frame.payload) {
+        for op in record::ops(&frame.payload) {
             let (table, key, value) = match op {
                 Ok(Op::Put { table, schema, key, value }) => (table, key, Some((schema, value))),
                 Ok(Op::Delete { table, key }) => (table, key, None),

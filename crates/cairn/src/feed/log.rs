@@ -66,7 +66,8 @@ pub(crate) fn parse(buf: &[u8], pos: usize, eof: bool) -> Parsed {
 /// One transaction read back: its sequence number and payload, and where it is.
 pub(crate) struct Frame<'a> {
     pub(crate) seq: u64,
-    pub(crate) payload: &'a [u8],
+    /// Decompressed and decrypted.
+    pub(crate) payload: std::borrow::Cow<'a, [u8]>,
     pub(crate) path: &'a Path,
     pub(crate) offset: u64,
 }
@@ -94,7 +95,7 @@ pub(crate) struct LogReader {
 
 /// What the reader found, before the frame is lent out (so the loop does not hold the borrow).
 enum Found {
-    Frame { seq: u64, start: usize, len: usize },
+    Frame { header: frame::FrameHeader, start: usize },
     CaughtUp,
 }
 
@@ -135,7 +136,7 @@ impl LogReader {
                 Parsed::Frame(h) if h.seq == after + 1 && h.seq <= published => {
                     let start = seg.pos + HEADER_LEN;
                     seg.pos += h.frame_len();
-                    break Found::Frame { seq: h.seq, start, len: h.len as usize };
+                    break Found::Frame { header: h, start };
                 }
                 // Not published yet, or the end of what is written: nothing more for now. The bytes after the
                 // position may change, so they are read again next time.
@@ -156,10 +157,13 @@ impl LogReader {
         };
         Ok(match found {
             Found::CaughtUp => None,
-            Found::Frame { seq, start, len } => {
+            Found::Frame { header, start } => {
                 let seg = self.segment.as_ref().expect("a frame was found in the current segment");
                 let offset = seg.base + (start - HEADER_LEN) as u64;
-                Some(Frame { seq, payload: &seg.buf[start..start + len], path: &seg.path, offset })
+                let stored = &seg.buf[start..start + header.len as usize];
+                let place = crate::seal::Place::Frame { seq: header.seq, durable: header.durable };
+                let payload = inner.pipeline.seal.open(header.kind, place, stored, &seg.path, offset)?;
+                Some(Frame { seq: header.seq, payload, path: &seg.path, offset })
             }
         })
     }

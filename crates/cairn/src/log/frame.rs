@@ -3,7 +3,7 @@
 //! ```text
 //! offset size field
 //!  0      4   payload_len   u32 LE, > 0
-//!  4      4   kind          u32 LE, 1 = transaction
+//!  4      4   kind          u32 LE, 1 = transaction; bits 8.. say how the payload is stored (`seal`)
 //!  8      8   seq           u64 LE, the transaction's sequence number (consecutive across the log)
 //! 16      8   durable       u64 LE, highest seq known fsynced when this frame was written
 //! 24      4   payload_crc   CRC32C of the payload
@@ -109,7 +109,7 @@ pub(crate) fn probe(buf: &[u8], pos: usize) -> Probe<'_> {
     if header.len == 0 {
         return Probe::Bad("frame with an empty payload");
     }
-    if header.kind != KIND_TXN {
+    if crate::seal::base_kind(header.kind) != Some(KIND_TXN) {
         return Probe::Bad("unknown frame kind");
     }
     let start = pos + HEADER_LEN;

@@ -10,11 +10,13 @@
 //! everything from it on is cut off. The one case this cannot tell apart is damage to the very last fsynced frames,
 //! with nothing written after them: those are cut like a torn tail.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use super::frame::{self, FrameHeader, Probe};
 use super::segment::{self, HeaderError};
-use crate::error::Corruption;
+use crate::error::{Corruption, Result};
+use crate::seal::{Place, Seal};
 
 /// One segment's bytes, as read from disk.
 #[derive(Debug)]
@@ -40,13 +42,18 @@ impl FrameAt {
         &bytes[start..start + self.header.len as usize]
     }
 
-    /// The damage of an operation that does not decode at `at` (within the payload) of this frame, in `path`.
+    /// The payload as written, decompressed and decrypted as `seal` reads it; `seg` is the frame's segment.
+    pub(crate) fn plain<'b>(&self, seal: &Seal, seg: &SegmentData<'b>) -> Result<Cow<'b, [u8]>> {
+        let place = Place::Frame { seq: self.header.seq, durable: self.header.durable };
+        seal.open(self.header.kind, place, self.payload(seg.bytes), seg.path, self.offset as u64)
+    }
+
+    /// The damage of an operation that does not decode at `at` (within the payload) of this frame, in `path`. In a
+    /// payload stored compressed or encrypted, `at` is no file offset, and the frame's own is named.
     pub(crate) fn malformed_op(&self, path: &Path, at: usize) -> Corruption {
-        Corruption::new(
-            path,
-            (self.offset + frame::HEADER_LEN + at) as u64,
-            "malformed operation in a checksummed frame",
-        )
+        let offset =
+            if self.header.kind == frame::KIND_TXN { self.offset + frame::HEADER_LEN + at } else { self.offset };
+        Corruption::new(path, offset as u64, "malformed operation in a checksummed frame")
     }
 }
 

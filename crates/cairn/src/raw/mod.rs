@@ -24,7 +24,7 @@
 mod open;
 mod salvage;
 
-pub use salvage::{salvage, Loss, Salvaged};
+pub use salvage::{salvage, salvage_keyed, Loss, Salvaged};
 
 use std::path::Path;
 
@@ -34,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::evolve::TableDescription;
 use crate::inspect::{Inspection, StoredRecord};
 use crate::options::Options;
+use crate::seal::EncryptionKey;
 use crate::Backup;
 
 /// The name of Cairn's table of id counters (`crate::id`).
@@ -62,7 +63,14 @@ pub struct RawWrite {
 impl RawDb {
     /// Opens the existing database in `dir`, taking its lock ([`Error::Locked`] if a program has it open).
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
-        let (db, view) = open::open(Options { compact_after: None, ..Options::default() }, dir.as_ref())?;
+        Self::open_keyed(dir, None)
+    }
+
+    /// Opens the existing database in `dir` as [`open`](Self::open) does, with `key` if it is encrypted (see
+    /// [`Builder::encryption`](crate::Builder::encryption) for the errors of a missing or wrong key).
+    pub fn open_keyed(dir: impl AsRef<Path>, key: Option<EncryptionKey>) -> Result<Self> {
+        let options = Options { compact_after: None, encryption: key, ..Options::default() };
+        let (db, view) = open::open(options, dir.as_ref())?;
         Ok(RawDb { db, view })
     }
 

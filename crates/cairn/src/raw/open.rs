@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::db::commit::Pipeline;
+use crate::db::commit::{Around, Pipeline};
 use crate::db::open::{list, read_base, start_log, Base, LOCK_FILE};
 use crate::db::{Background, Db, Inner, Writer};
 use crate::error::{Error, Result};
@@ -39,15 +39,20 @@ pub(super) fn open(options: Options, dir: &Path) -> Result<(Db, Inspection)> {
         std::io::ErrorKind::WouldBlock => Error::Locked { path: dir.to_path_buf() },
         _ => Error::io("lock database directory", &lock_path, e),
     })?;
-    // Listed again under the lock: what was listed before may have changed.
-    let Base { snap, obsolete, segments, bytes } = read_base(&*storage, dir)?;
+    // The key file first, then everything else, listed again under the lock: it may have changed.
+    let seal = crate::seal::load(
+        &*storage,
+        dir,
+        crate::seal::Settings { create: false, ..crate::seal::Settings::of(&options) },
+    )?;
+    let Base { snap, obsolete, segments, bytes } = read_base(&*storage, dir, &seal)?;
     let snap_seq = snap.as_ref().map_or(0, |s| s.seq);
     let scanned = {
         let data: Vec<SegmentData<'_>> =
             segments.iter().zip(&bytes).map(|((_, path), bytes)| SegmentData { path, bytes }).collect();
         scan::scan(&data, snap_seq)?
     };
-    let view = Inspection::from_scan(dir, snap.as_ref(), &segments, &bytes, &scanned)?;
+    let view = Inspection::from_scan(dir, &seal, snap.as_ref(), &segments, &bytes, &scanned)?;
     let last_seq = scanned.last_seq;
     let (log, log_bytes) = start_log(&storage, dir, options.segment_size, segments, bytes, &scanned, obsolete)?;
 
@@ -70,9 +75,12 @@ pub(super) fn open(options: Options, dir: &Path) -> Result<(Db, Inspection)> {
             writer,
             last_seq,
             log_bytes,
-            Arc::new(crate::feed::Hub::new(options.feed_buffer)),
-            // The untyped path opens exclusively: `LOCK` refuses it while shared-mode processes are attached.
-            None,
+            Around {
+                feed: Arc::new(crate::feed::Hub::new(options.feed_buffer)),
+                // The untyped path opens exclusively: `LOCK` refuses it while shared-mode processes are attached.
+                shared: None,
+                seal,
+            },
         ),
         durability: options.durability,
         snapshot: Mutex::new(snap.map(|s| (s.seq, s.path))),

@@ -26,6 +26,7 @@ use crate::log::frame::{self, Probe};
 use crate::log::record::{self, Op};
 use crate::log::segment;
 use crate::log::writer::LogWriter;
+use crate::seal::{self, EncryptionKey, Place, Seal};
 use crate::snapshot::{self, CatalogEntry, SnapshotWriter, BLOCK_HEADER_LEN, HEADER_LEN, KIND_CATALOG, KIND_RECORDS};
 use crate::storage::{FsStorage, Storage};
 
@@ -58,6 +59,13 @@ pub struct Loss {
 /// Writes everything readable of the database in `dir` into a new database in `out` (which must not exist or be
 /// empty) and reports what was lost. See the module docs.
 pub fn salvage(dir: impl AsRef<Path>, out: impl AsRef<Path>) -> Result<Salvaged> {
+    salvage_keyed(dir, out, None)
+}
+
+/// [`salvage`] of a database that may be encrypted under `key`. The copy is encrypted under the same key (with new
+/// data keys). A unit that fails authentication is lost like a damaged one; so is every snapshot block after a
+/// damaged one (a block authenticates its index, which damage before it hides).
+pub fn salvage_keyed(dir: impl AsRef<Path>, out: impl AsRef<Path>, key: Option<EncryptionKey>) -> Result<Salvaged> {
     let (dir, out) = (dir.as_ref(), out.as_ref());
     let storage: Arc<dyn Storage> = Arc::new(FsStorage);
     if std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_some()) {
@@ -67,18 +75,19 @@ pub fn salvage(dir: impl AsRef<Path>, out: impl AsRef<Path>) -> Result<Salvaged>
         });
     }
     let listing = super::open::list_database(&*storage, dir)?;
+    let seal = crate::seal::load(&*storage, dir, crate::seal::Settings::reading(key.as_ref()))?;
     let mut found = Found::default();
     if let Some((seq, path)) = listing.snapshots.last() {
         let bytes = storage.read_all(path).map_err(|e| Error::io("read snapshot", path, e))?;
-        found.snapshot(path, *seq, &bytes);
+        found.snapshot(&seal, path, *seq, &bytes);
     }
     let mut frames: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     for (_, path) in &listing.segments {
         let bytes = storage.read_all(path).map_err(|e| Error::io("read log segment", path, e))?;
-        found.segment(path, &bytes, &mut frames);
+        found.segment(&seal, path, &bytes, &mut frames);
     }
     found.apply(frames);
-    found.write(&storage, out)
+    found.write(&storage, out, key.as_ref())
 }
 
 /// What was read so far.
@@ -99,7 +108,7 @@ impl Found {
         self.lost.push(Loss { file: Some(file.to_path_buf()), offset: offset as u64, what: what.into() });
     }
 
-    fn snapshot(&mut self, path: &Path, named_seq: u64, bytes: &[u8]) {
+    fn snapshot(&mut self, seal: &Seal, path: &Path, named_seq: u64, bytes: &[u8]) {
         let header = bytes.get(..HEADER_LEN);
         let whole = header.is_some_and(|h| {
             &h[0..8] == snapshot::MAGIC
@@ -123,11 +132,17 @@ impl Found {
         self.snapshot_seq = named_seq;
         self.last_seq = named_seq;
         let mut pos = HEADER_LEN;
+        let mut index = 0;
         while pos + BLOCK_HEADER_LEN <= bytes.len() {
             match block_at(bytes, pos) {
-                Some((kind, payload)) => {
-                    self.block(path, pos, kind, payload, version);
-                    pos += BLOCK_HEADER_LEN + payload.len();
+                Some((kind, stored)) => {
+                    let place = Place::Block { snapshot: named_seq, index };
+                    match seal.open(kind, place, stored, path, pos as u64) {
+                        Ok(payload) => self.block(path, pos, kind & seal::KIND_MASK, &payload, version),
+                        Err(e) => self.lose(path, pos, format!("{e}: every record in the block")),
+                    }
+                    pos += BLOCK_HEADER_LEN + stored.len();
+                    index += 1;
                 }
                 None => {
                     let next = (pos + 1..bytes.len()).find(|&p| block_at(bytes, p).is_some());
@@ -173,7 +188,7 @@ impl Found {
         }
     }
 
-    fn segment(&mut self, path: &Path, bytes: &[u8], frames: &mut BTreeMap<u64, Vec<u8>>) {
+    fn segment(&mut self, seal: &Seal, path: &Path, bytes: &[u8], frames: &mut BTreeMap<u64, Vec<u8>>) {
         match segment::decode_header(bytes) {
             Ok(_) => {}
             Err(segment::HeaderError::Bad(why)) => self.lose(path, 0, format!("{why}; its frames are read anyway")),
@@ -183,9 +198,15 @@ impl Found {
         while pos < bytes.len() {
             match frame::probe(bytes, pos) {
                 Probe::Frame { header, payload } => {
-                    if header.seq > self.snapshot_seq {
-                        self.places.insert(header.seq, (path.to_path_buf(), pos as u64));
-                        frames.entry(header.seq).or_insert_with(|| payload.to_vec());
+                    if header.seq > self.snapshot_seq && !frames.contains_key(&header.seq) {
+                        let place = Place::Frame { seq: header.seq, durable: header.durable };
+                        match seal.open(header.kind, place, payload, path, pos as u64) {
+                            Ok(payload) => {
+                                self.places.insert(header.seq, (path.to_path_buf(), pos as u64));
+                                frames.insert(header.seq, payload.into_owned());
+                            }
+                            Err(e) => self.lose(path, pos, format!("{e}: the frame there (a transaction)")),
+                        }
                     }
                     pos += header.frame_len();
                 }
@@ -245,13 +266,18 @@ impl Found {
         }
     }
 
-    fn write(self, storage: &Arc<dyn Storage>, out: &Path) -> Result<Salvaged> {
+    fn write(self, storage: &Arc<dyn Storage>, out: &Path, key: Option<&EncryptionKey>) -> Result<Salvaged> {
         storage.create_dir_all(out).map_err(|e| Error::io("create directory", out, e))?;
         storage.open_write(&out.join(LOCK_FILE)).map_err(|e| Error::io("create lock file", out, e))?;
+        let seal = crate::seal::load(
+            &**storage,
+            out,
+            crate::seal::Settings { create: true, ..crate::seal::Settings::reading(key) },
+        )?;
         if self.last_seq > 0 {
             let name = snapshot::file_name(self.last_seq);
             let tmp = out.join(format!("{name}.tmp"));
-            let mut w = SnapshotWriter::create(&**storage, tmp, self.last_seq, &self.catalog, &self.schemas)?;
+            let mut w = SnapshotWriter::create(&**storage, &seal, tmp, self.last_seq, &self.catalog, &self.schemas)?;
             for ((table, key), (schema, value)) in &self.records {
                 w.record(*table, *schema, key, value)?;
             }

@@ -15,6 +15,7 @@ use super::{file_name, CatalogEntry, Snapshot, SnapshotWriter};
 use crate::error::{Corruption, Result};
 use crate::log::record::{self, Op};
 use crate::log::scan::{self, SegmentData};
+use crate::seal::Seal;
 use crate::storage::Storage;
 
 /// A table id and an encoded key.
@@ -31,15 +32,17 @@ pub(crate) struct Folded {
     pub(crate) records: u64,
 }
 
-/// Writes the snapshot for sequence number `upto` from `old` and `segments` (closed, in order) into `dir`.
+/// Writes the snapshot for sequence number `upto` from `old` and `segments` (closed, in order) into `dir`, reading
+/// and writing units as `seal` does (so a fold after a key rotation writes everything under the new key).
 pub(crate) fn fold(
     storage: &dyn Storage,
+    seal: &std::sync::Arc<Seal>,
     dir: &Path,
     old: Option<&Path>,
     segments: &[PathBuf],
     upto: u64,
 ) -> Result<Folded> {
-    let old = old.map(|p| Snapshot::read(storage, p)).transpose()?;
+    let old = old.map(|p| Snapshot::read(storage, seal, p)).transpose()?;
     let after = old.as_ref().map_or(0, |s| s.seq);
     let mut catalog = old.as_ref().map(|s| s.catalog.clone()).unwrap_or_default();
     let bytes = scan::read_segments(storage, segments.iter().map(PathBuf::as_path))?;
@@ -58,8 +61,9 @@ pub(crate) fn fold(
     // write per key. A sorted vector costs a third of what inserting into a B-tree did (measured on 1M records).
     let mut schemas = old.as_ref().map(|s| s.schemas.clone()).unwrap_or_default();
     let mut latest: Vec<(TableKey<'_>, Write<'_>)> = Vec::new();
-    for frame in scanned.frames.iter().filter(|f| f.header.seq <= upto) {
-        let payload = frame.payload(data[frame.segment].bytes);
+    let frames: Vec<_> = scanned.frames.iter().filter(|f| f.header.seq <= upto).collect();
+    let payloads = frames.iter().map(|f| f.plain(seal, &data[f.segment])).collect::<Result<Vec<_>>>()?;
+    for (frame, payload) in frames.iter().zip(&payloads) {
         for op in record::ops(payload) {
             match op {
                 Ok(Op::Put { table, schema, key, value }) => latest.push(((table, key), Some((schema, value)))),
@@ -91,7 +95,7 @@ pub(crate) fn fold(
     let seq = scanned.last_seq.min(upto).max(after);
     let dest = dir.join(file_name(seq));
     let tmp = dir.join(format!("{}.tmp", file_name(seq)));
-    let mut w = SnapshotWriter::create(storage, tmp, seq, &catalog, &schemas)?;
+    let mut w = SnapshotWriter::create(storage, seal, tmp, seq, &catalog, &schemas)?;
     let mut log = latest.into_iter().peekable();
     let mut records = 0u64;
     let mut emit = |w: &mut SnapshotWriter, t: u32, k: &[u8], v: Write<'_>| -> Result<()> {

@@ -10,10 +10,12 @@
 //! 28  4  CRC32C of bytes 0..28
 //! blocks, each:
 //!  0  4  payload length, u32 LE
-//!  4  4  block kind, u32 LE: 1 catalog, 2 records, 3 end
-//!  8  4  CRC32C of bytes 0..8 and the payload
+//!  4  4  block kind, u32 LE: 1 catalog, 2 records, 3 end; bits 8.. say how the payload is stored (`seal`)
+//!  8  4  CRC32C of bytes 0..8 and the payload as stored
 //! 12  n  payload
 //! ```
+//! A payload may be compressed and encrypted (`crate::seal`); the checks below apply to it once decoded, and an
+//! encrypted block authenticates the snapshot's sequence number and its own index.
 //! The catalog block holds create-table and define-schema operations (the log's encoding). Record blocks hold
 //! `table:varint schema:varint key:bytes value:bytes` (format 1: without `schema`) sorted by table id, then key bytes. The end block holds the record count and
 //! the number of blocks before it, both u64 LE; a snapshot without it is damaged. Snapshots are written to a
@@ -27,6 +29,7 @@ use crate::error::{Corruption, Error, Result};
 use crate::format::{get_bytes, get_varint, put_bytes, put_varint, FORMAT_VERSION};
 use crate::log::record::{self, Op};
 use crate::schema::TableKind;
+use crate::seal::{self, Place, Seal};
 use crate::storage::{Storage, StorageFile};
 
 /// Magic bytes at the start of every snapshot.
@@ -68,6 +71,8 @@ pub(crate) struct CatalogEntry {
 pub(crate) struct SnapshotWriter {
     file: Box<dyn StorageFile>,
     tmp: PathBuf,
+    seq: u64,
+    seal: std::sync::Arc<Seal>,
     offset: u64,
     block: Vec<u8>,
     records: u64,
@@ -77,9 +82,10 @@ pub(crate) struct SnapshotWriter {
 
 impl SnapshotWriter {
     /// Starts `tmp` (replacing any leftover) for a snapshot ending at `seq`, with `catalog` and the schema versions
-    /// `schemas` (version, encoded description).
+    /// `schemas` (version, encoded description), its blocks stored as `seal` says.
     pub(crate) fn create(
         storage: &dyn Storage,
+        seal: &std::sync::Arc<Seal>,
         tmp: PathBuf,
         seq: u64,
         catalog: &[CatalogEntry],
@@ -97,6 +103,8 @@ impl SnapshotWriter {
         let mut w = SnapshotWriter {
             file,
             tmp,
+            seq,
+            seal: seal.clone(),
             offset: HEADER_LEN as u64,
             block: Vec::with_capacity(BLOCK_TARGET * 2),
             records: 0,
@@ -129,18 +137,19 @@ impl SnapshotWriter {
     }
 
     fn flush_block(&mut self, kind: u32) -> Result<()> {
+        let plain = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK_TARGET * 2));
+        let (kind, payload) = self.seal.seal(kind, Place::Block { snapshot: self.seq, index: self.blocks }, plain);
         let mut header = [0u8; BLOCK_HEADER_LEN];
-        header[0..4].copy_from_slice(&(self.block.len() as u32).to_le_bytes());
+        header[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
         header[4..8].copy_from_slice(&kind.to_le_bytes());
         let mut crc = crc32c::crc32c(&header[0..8]);
-        crc = crc32c::crc32c_append(crc, &self.block);
+        crc = crc32c::crc32c_append(crc, &payload);
         header[8..12].copy_from_slice(&crc.to_le_bytes());
-        let mut out = Vec::with_capacity(BLOCK_HEADER_LEN + self.block.len());
+        let mut out = Vec::with_capacity(BLOCK_HEADER_LEN + payload.len());
         out.extend_from_slice(&header);
-        out.extend_from_slice(&self.block);
+        out.extend_from_slice(&payload);
         self.file.write_all_at(&out, self.offset).map_err(|e| Error::io("write snapshot", &self.tmp, e))?;
         self.offset += out.len() as u64;
-        self.block.clear();
         self.blocks += 1;
         if self.offset - self.synced >= SYNC_EVERY {
             self.file.sync_data().map_err(|e| Error::io("fsync snapshot", &self.tmp, e))?;
@@ -178,22 +187,50 @@ pub(crate) struct Snapshot {
     /// The format version in the header: records of version 1 carry no schema version.
     version: u32,
     bytes: Vec<u8>,
-    /// (offset, length) of each record block's payload.
-    record_blocks: Vec<(usize, usize)>,
+    record_blocks: Vec<RecordBlock>,
     pub(crate) record_count: u64,
     /// Records per table id.
     pub(crate) table_counts: std::collections::BTreeMap<u32, u64>,
 }
 
-impl Snapshot {
-    /// Reads and verifies the snapshot at `path`: every checksum, the record count, the order of records.
-    pub(crate) fn read(storage: &dyn Storage, path: &Path) -> Result<Self> {
-        let bytes = storage.read_all(path).map_err(|e| Error::io("read snapshot", path, e))?;
-        Self::parse(path, bytes).map_err(Error::from)
+/// One record block: its payload in the file's bytes, or decoded (decompressed, decrypted) beside them.
+#[derive(Debug)]
+struct RecordBlock {
+    /// Offset of the block's header in the file.
+    at: usize,
+    /// Where the payload lies in the file, if it is stored as it is.
+    start: usize,
+    len: usize,
+    decoded: Option<Vec<u8>>,
+}
+
+impl RecordBlock {
+    fn payload<'a>(&'a self, file: &'a [u8]) -> &'a [u8] {
+        self.decoded.as_deref().unwrap_or(&file[self.start..self.start + self.len])
     }
 
-    pub(crate) fn parse(path: &Path, bytes: Vec<u8>) -> Result<Self, Corruption> {
-        let damaged = |offset: usize, what: &str| Corruption::new(path, offset as u64, what.to_string());
+    /// The file offset to name for a record at `p` in the payload: its own in a block stored as it is, else the
+    /// block's.
+    fn offset_of(&self, p: usize) -> usize {
+        if self.decoded.is_some() {
+            self.at
+        } else {
+            self.start + p
+        }
+    }
+}
+
+impl Snapshot {
+    /// Reads and verifies the snapshot at `path`: every checksum, the record count, the order of records; blocks
+    /// are decoded as `seal` reads them.
+    pub(crate) fn read(storage: &dyn Storage, seal: &Seal, path: &Path) -> Result<Self> {
+        let bytes = storage.read_all(path).map_err(|e| Error::io("read snapshot", path, e))?;
+        Self::parse(path, bytes, seal)
+    }
+
+    pub(crate) fn parse(path: &Path, bytes: Vec<u8>, seal: &Seal) -> Result<Self> {
+        let damaged =
+            |offset: usize, what: &str| -> Error { Corruption::new(path, offset as u64, what.to_string()).into() };
         let header = bytes.get(..HEADER_LEN).ok_or_else(|| damaged(0, "snapshot shorter than its header"))?;
         if &header[0..8] != MAGIC {
             return Err(damaged(0, "not a Cairn snapshot (wrong magic bytes)"));
@@ -225,7 +262,8 @@ impl Snapshot {
         };
         let mut pos = HEADER_LEN;
         let mut blocks = 0u64;
-        let mut last: Option<(u32, &[u8])> = None;
+        // The last record of the blocks before this one.
+        let mut last_before: Option<(u32, Vec<u8>)> = None;
         loop {
             let h = bytes
                 .get(pos..pos + BLOCK_HEADER_LEN)
@@ -240,9 +278,20 @@ impl Snapshot {
             if crc32c::crc32c_append(crc32c::crc32c(&h[0..8]), payload) != stored {
                 return Err(damaged(pos, "snapshot block checksum mismatch"));
             }
-            match kind {
+            let Some(base) = seal::base_kind(kind) else {
+                return Err(damaged(
+                    pos,
+                    "snapshot block stored in a way this build does not know; use a Cairn that reads it",
+                ));
+            };
+            let place = Place::Block { snapshot: seq, index: blocks };
+            let payload = seal.open(kind, place, payload, path, pos as u64)?;
+            let decoded = matches!(payload, std::borrow::Cow::Owned(_));
+            // Offsets inside a decoded payload are not file offsets: name the block instead.
+            let at = |p: usize| if decoded { pos } else { start + p };
+            match base {
                 KIND_CATALOG if blocks == 0 => {
-                    for op in record::ops(payload) {
+                    for op in record::ops(&payload) {
                         match op {
                             Ok(Op::CreateTable { table, kind, name }) => {
                                 snap.catalog.push(CatalogEntry { id: table, kind, name: name.to_string() })
@@ -250,23 +299,27 @@ impl Snapshot {
                             Ok(Op::DefineSchema { schema, description }) if version >= 2 => {
                                 snap.schemas.push((schema, description.to_vec()))
                             }
-                            Ok(_) | Err(_) => return Err(damaged(start, "malformed catalog entry")),
+                            Ok(_) | Err(_) => return Err(damaged(at(0), "malformed catalog entry")),
                         }
                     }
                 }
                 KIND_RECORDS if blocks > 0 => {
                     let mut p = 0;
+                    let mut last: Option<(u32, &[u8])> = last_before.as_ref().map(|(t, k)| (*t, &k[..]));
                     while p < payload.len() {
-                        let (table, _, key, _) = next_record(payload, &mut p, version)
-                            .ok_or_else(|| damaged(start + p, "malformed snapshot record"))?;
+                        let (table, _, key, _) = next_record(&payload, &mut p, version)
+                            .ok_or_else(|| damaged(at(p), "malformed snapshot record"))?;
                         if last.is_some_and(|l| l >= (table, key)) {
-                            return Err(damaged(start + p, "snapshot records out of order"));
+                            return Err(damaged(at(p), "snapshot records out of order"));
                         }
                         last = Some((table, key));
                         snap.record_count += 1;
                         *snap.table_counts.entry(table).or_default() += 1;
                     }
-                    snap.record_blocks.push((start, len));
+                    let last = last.map(|(t, k)| (t, k.to_vec()));
+                    last_before = last;
+                    let decoded = decoded.then(|| payload.into_owned());
+                    snap.record_blocks.push(RecordBlock { at: pos, start, len, decoded });
                 }
                 KIND_END => {
                     let counts = (payload.len() == 16).then(|| {
@@ -312,14 +365,14 @@ impl Snapshot {
         &self,
         blocks: std::ops::Range<usize>,
     ) -> impl Iterator<Item = (u64, u32, u32, &[u8], &[u8])> + '_ {
-        self.record_blocks[blocks].iter().flat_map(move |&(start, len)| {
-            let payload = &self.bytes[start..start + len];
+        self.record_blocks[blocks].iter().flat_map(move |block| {
+            let payload = block.payload(&self.bytes);
             let mut p = 0;
             std::iter::from_fn(move || {
                 if p >= payload.len() {
                     return None;
                 }
-                let at = (start + p) as u64;
+                let at = block.offset_of(p) as u64;
                 next_record(payload, &mut p, self.version).map(|(t, s, k, v)| (at, t, s, k, v))
             })
         })
@@ -345,7 +398,8 @@ mod tests {
         let catalog = vec![CatalogEntry { id: 1, kind: TableKind::Hash, name: "a".into() }];
         let dest = dir.join(file_name(9));
         let schemas = vec![(3, b"description".to_vec())];
-        let mut w = SnapshotWriter::create(&FsStorage, dir.join("x.tmp"), 9, &catalog, &schemas).unwrap();
+        let mut w =
+            SnapshotWriter::create(&FsStorage, &Seal::plain(), dir.join("x.tmp"), 9, &catalog, &schemas).unwrap();
         for (t, k, v) in records {
             w.record(*t, *t + 2, k, v).unwrap();
         }
@@ -358,7 +412,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let big = vec![7u8; 100_000];
         let path = write(dir.path(), &[(1, b"a", b"1"), (1, b"b", &big), (2, b"a", b"")]);
-        let snap = Snapshot::read(&FsStorage, &path).unwrap();
+        let snap = Snapshot::read(&FsStorage, &Seal::plain(), &path).unwrap();
         assert_eq!(snap.seq, 9);
         assert_eq!(snap.catalog[0].name, "a");
         assert_eq!(snap.schemas, vec![(3, b"description".to_vec())]);
@@ -375,11 +429,12 @@ mod tests {
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0x01;
-            let err = Snapshot::parse(&path, bad).unwrap_err();
+            let err = Snapshot::parse(&path, bad, &Seal::plain()).unwrap_err();
+            let Error::Corrupt(err) = err else { panic!("flip at {i}: {err}") };
             assert!(err.offset as usize <= good.len(), "flip at {i}");
         }
         for cut in 0..good.len() {
-            assert!(Snapshot::parse(&path, good[..cut].to_vec()).is_err(), "cut at {cut}");
+            assert!(Snapshot::parse(&path, good[..cut].to_vec(), &Seal::plain()).is_err(), "cut at {cut}");
         }
     }
 

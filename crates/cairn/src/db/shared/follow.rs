@@ -29,7 +29,7 @@ use crate::store::{DecodeFailure, EncodedWrite, FailureKind, TableStore};
 
 /// What the log holds at the follower's position.
 enum Next {
-    Frame { seq: u64, payload: Vec<u8>, len: u64 },
+    Frame { seq: u64, kind: u32, durable: u64, payload: Vec<u8>, len: u64 },
     End,
 }
 
@@ -60,7 +60,8 @@ fn next_frame(log: &LogWriter) -> Result<Next> {
     let n = read_full(log, &mut buf, at)?;
     match frame::probe(&buf[..n], 0) {
         Probe::Frame { header, payload } => {
-            Ok(Next::Frame { seq: header.seq, payload: payload.to_vec(), len: header.frame_len() as u64 })
+            let (seq, kind, durable) = (header.seq, header.kind, header.durable);
+            Ok(Next::Frame { seq, kind, durable, payload: payload.to_vec(), len: header.frame_len() as u64 })
         }
         Probe::Bad(why) => Err(not_whole(why)),
         Probe::Zeros => Ok(Next::End),
@@ -82,7 +83,9 @@ impl Inner {
             match next_frame(&p.log)? {
                 // After a reload: frames the snapshot already holds.
                 Next::Frame { seq, len, .. } if seq <= published => p.log.followed(at + len, seq),
-                Next::Frame { seq, payload, len } if seq == published + 1 => {
+                Next::Frame { seq, kind, durable, payload, len } if seq == published + 1 => {
+                    let place = crate::seal::Place::Frame { seq, durable };
+                    let payload = self.pipeline.seal.open(kind, place, &payload, p.log.path(), at)?;
                     let committed = self.decode_commit(seq, &payload, &batch, p.log.path(), at)?;
                     batch.push(Arc::new(committed));
                     published = seq;
@@ -180,7 +183,7 @@ impl Inner {
             if seq < needed {
                 return Err(missing());
             }
-            let snap = match Snapshot::read(&*self.storage, &path) {
+            let snap = match Snapshot::read(&*self.storage, &self.pipeline.seal, &path) {
                 Err(e) if gone(&e) && attempt < 5 => continue,
                 r => r?,
             };
