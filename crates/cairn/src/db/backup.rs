@@ -71,7 +71,8 @@ pub struct Backup {
     /// The sequence number of the last transaction the copy holds: opened, it has exactly the state after this
     /// commit (every commit up to it, none after).
     pub seq: u64,
-    /// Files copied: the snapshot, if any, and the log segments after it (the copy's own `LOCK` not counted).
+    /// Files copied: an encrypted database's key file, the snapshot, if any, and the log segments after it (the
+    /// copy's own `LOCK` not counted).
     pub files: u64,
     /// The total length of those files. Reserved space (zeros at the end of a segment) counts, though it is not
     /// written.
