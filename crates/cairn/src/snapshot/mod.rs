@@ -260,10 +260,16 @@ impl Snapshot {
             record_count: 0,
             table_counts: Default::default(),
         };
+        // First every block's bounds and checksum, in file order, up to the end block.
+        struct Stored {
+            pos: usize,
+            kind: u32,
+            base: u32,
+            start: usize,
+            len: usize,
+        }
+        let mut stored_blocks: Vec<Stored> = Vec::new();
         let mut pos = HEADER_LEN;
-        let mut blocks = 0u64;
-        // The last record of the blocks before this one.
-        let mut last_before: Option<(u32, Vec<u8>)> = None;
         loop {
             let h = bytes
                 .get(pos..pos + BLOCK_HEADER_LEN)
@@ -284,8 +290,39 @@ impl Snapshot {
                     "snapshot block stored in a way this build does not know; use a Cairn that reads it",
                 ));
             };
-            let place = Place::Block { snapshot: seq, index: blocks };
-            let payload = seal.open(kind, place, payload, path, pos as u64)?;
+            stored_blocks.push(Stored { pos, kind, base, start, len });
+            if base == KIND_END {
+                break;
+            }
+            pos = start + len;
+        }
+        // Then decode them (decrypt, decompress), on two threads when there is anything to decode: it is most of the
+        // cost of reading a sealed snapshot.
+        let decode = |(index, b): (usize, &Stored)| {
+            let place = Place::Block { snapshot: seq, index: index as u64 };
+            seal.open(b.kind, place, &bytes[b.start..b.start + b.len], path, b.pos as u64)
+        };
+        let sealed = stored_blocks.iter().any(|b| b.kind != b.base);
+        let mut decoded: Vec<Result<std::borrow::Cow<'_, [u8]>>> = if sealed && stored_blocks.len() > 8 {
+            let half = stored_blocks.len() / 2;
+            let (first, second) = stored_blocks.split_at(half);
+            std::thread::scope(|s| {
+                let later =
+                    s.spawn(|| second.iter().enumerate().map(|(i, b)| decode((half + i, b))).collect::<Vec<_>>());
+                let mut all: Vec<_> = first.iter().enumerate().map(decode).collect();
+                all.extend(later.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+                all
+            })
+        } else {
+            stored_blocks.iter().enumerate().map(decode).collect()
+        };
+        // Then check them in order.
+        let mut blocks = 0u64;
+        // The last record of the blocks before this one.
+        let mut last_before: Option<(u32, Vec<u8>)> = None;
+        for (b, payload) in stored_blocks.iter().zip(decoded.drain(..)) {
+            let Stored { pos, base, start, len, .. } = *b;
+            let payload = payload?;
             let decoded = matches!(payload, std::borrow::Cow::Owned(_));
             // Offsets inside a decoded payload are not file offsets: name the block instead.
             let at = |p: usize| if decoded { pos } else { start + p };
@@ -339,8 +376,9 @@ impl Snapshot {
                 _ => return Err(damaged(pos, "unknown or misplaced snapshot block")),
             }
             blocks += 1;
-            pos = start + len;
         }
+        drop(decoded);
+        drop(stored_blocks);
         snap.bytes = bytes;
         Ok(snap)
     }
