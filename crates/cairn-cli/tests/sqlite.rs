@@ -54,6 +54,12 @@ struct Wide {
     id: u64,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+struct Version {
+    major: u32,
+    minor: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Note {
     text: String,
@@ -67,6 +73,7 @@ cairn::schema! {
         wide: <u64, Wide>,
         pairs: <(u32, String), Vec<u64>>,
         notes: auto<Note>,
+        versions: <Version, String>,
     }
 }
 
@@ -134,7 +141,9 @@ fn database(dir: &Path) {
         tx.wide.insert(u64::MAX - 1, Wide { small: i128::MIN, big: u128::MAX, id: u64::MAX })?;
         tx.wide.insert(5, Wide { small: -5, big: 5, id: 5 })?;
         tx.pairs.insert((1, "one".into()), vec![1, u64::MAX])?;
-        tx.pairs.insert((2, "two".into()), vec![])
+        tx.pairs.insert((2, "two".into()), vec![])?;
+        tx.versions.insert(Version { major: 1, minor: 2 }, "first".into())?;
+        tx.versions.insert(Version { major: 1, minor: 3 }, "second".into())
     })
     .unwrap();
     db.notes.insert_new(Note { text: "first".into() }).unwrap();
@@ -152,6 +161,7 @@ fn contents(
     BTreeMap<u64, Wide>,
     BTreeMap<(u32, String), Vec<u64>>,
     Vec<(u64, Note)>,
+    BTreeMap<Version, String>,
 ) {
     (
         db.people.iter().collect(),
@@ -160,6 +170,7 @@ fn contents(
         db.wide.iter().collect(),
         db.pairs.iter().collect(),
         db.notes.iter().map(|(id, n)| (id.get(), n)).collect(),
+        db.versions.iter().collect(),
     )
 }
 
@@ -173,7 +184,7 @@ fn export_then_import_gives_back_every_record_of_every_table() {
     database(dir.path());
     let file = dir.path().join("out.db");
     let out = ok(&run(&["export", "--sqlite", s(&file), s(dir.path())]));
-    assert!(out.contains("exported 15 records of 6 tables"), "{out}");
+    assert!(out.contains("exported 17 records of 7 tables"), "{out}");
 
     let conn = Connection::open(&file).unwrap();
     let names: Vec<String> = conn
@@ -183,7 +194,10 @@ fn export_then_import_gives_back_every_record_of_every_table() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(names, ["_cairn_columns", "_cairn_tables", "figures", "notes", "pairs", "people", "readings", "wide"]);
+    assert_eq!(
+        names,
+        ["_cairn_columns", "_cairn_tables", "figures", "notes", "pairs", "people", "readings", "versions", "wide"]
+    );
     let columns: Vec<(String, String)> = conn
         .prepare("SELECT name, type FROM pragma_table_info('people') ORDER BY cid")
         .unwrap()
@@ -229,6 +243,18 @@ fn export_then_import_gives_back_every_record_of_every_table() {
     let big: String =
         conn.query_row("SELECT big FROM wide WHERE id = ?1", [u64::MAX.to_string()], |r| r.get(0)).unwrap();
     assert_eq!(big, u128::MAX.to_string());
+    // A key struct of flat fields is one column per field, together the primary key.
+    let columns: Vec<(String, i64)> = conn
+        .prepare("SELECT name, pk FROM pragma_table_info('versions') ORDER BY cid")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(columns, [("major".into(), 1), ("minor".into(), 2), ("value".into(), 0)]);
+    let second: String =
+        conn.query_row("SELECT value FROM versions WHERE major = 1 AND minor = 3", [], |r| r.get(0)).unwrap();
+    assert_eq!(second, "second");
     let rect: String = conn.query_row("SELECT value FROM figures WHERE key = 2", [], |r| r.get(0)).unwrap();
     assert_eq!(rect, r#"{"Rect":{"w":3,"h":4}}"#);
     let pair: String = conn.query_row("SELECT key FROM pairs WHERE value = '[]'", [], |r| r.get(0)).unwrap();
@@ -246,7 +272,7 @@ fn export_then_import_gives_back_every_record_of_every_table() {
     let copy = tempfile::tempdir().unwrap();
     fresh(copy.path());
     let out = ok(&run(&["import", "--sqlite", s(&file), s(copy.path())]));
-    assert!(out.contains("imported 15 records of 6 tables"), "{out}");
+    assert!(out.contains("imported 17 records of 7 tables"), "{out}");
     let original = open(dir.path());
     let imported = open(copy.path());
     assert_eq!(contents(&imported), contents(&original));
