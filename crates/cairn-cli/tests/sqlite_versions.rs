@@ -25,11 +25,12 @@ mod v1 {
 mod v2 {
     use super::*;
 
-    /// v1's `Item` without `gone`, and with an optional `note`.
+    /// v1's `Item` without `gone`, and with an optional `note` (a flat column) and `labels` (a JSON one).
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub(crate) struct Item {
         pub(crate) name: String,
         pub(crate) note: Option<String>,
+        pub(crate) labels: Option<Vec<String>>,
     }
 
     cairn::schema! {
@@ -47,6 +48,7 @@ mod v3 {
     pub(crate) struct Item {
         pub(crate) name: String,
         pub(crate) note: Option<String>,
+        pub(crate) labels: Option<Vec<String>>,
         #[serde(default)]
         pub(crate) count: u32,
     }
@@ -83,7 +85,9 @@ fn database(dir: &Path) {
     db.items.insert(1, v1::Item { name: "bolt".into(), gone: 9 }).unwrap();
     drop(db);
     let db = v2::Stock::open(dir).unwrap();
-    db.items.insert(2, v2::Item { name: "nut".into(), note: Some("m4".into()) }).unwrap();
+    db.items
+        .insert(2, v2::Item { name: "nut".into(), note: Some("m4".into()), labels: Some(vec!["x".into()]) })
+        .unwrap();
 }
 
 #[test]
@@ -94,17 +98,33 @@ fn older_records_export_by_field_name_with_absent_options_as_null() {
     let o = run(&["export", "--sqlite", s(&file), s(dir.path())]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let conn = rusqlite::Connection::open(&file).unwrap();
-    let rows: Vec<(i64, String, Option<String>)> = conn
-        .prepare("SELECT key, name, note FROM items ORDER BY key")
+    let rows: Vec<(i64, String, Option<String>, String)> = conn
+        .prepare("SELECT key, name, note, labels FROM items ORDER BY key")
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(rows, [(1, "bolt".into(), None), (2, "nut".into(), Some("m4".into()))]);
+    assert_eq!(
+        rows,
+        [(1, "bolt".into(), None, "null".into()), (2, "nut".into(), Some("m4".into()), r#"["x"]"#.into())]
+    );
     let dropped: i64 =
         conn.query_row("SELECT count(*) FROM _cairn_columns WHERE column_name = 'gone'", [], |r| r.get(0)).unwrap();
     assert_eq!(dropped, 0, "a field the newest version dropped is left out");
+    drop(conn);
+
+    let copy = tempfile::tempdir().unwrap();
+    drop({
+        let _spawning = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+        v2::Stock::open(copy.path()).unwrap()
+    });
+    let o = run(&["import", "--sqlite", s(&file), s(copy.path())]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let _spawning = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+    let db = v2::Stock::open(copy.path()).unwrap();
+    assert_eq!(db.items.get(&1), Some(v2::Item { name: "bolt".into(), note: None, labels: None }));
+    assert_eq!(db.items.get(&2).unwrap().labels, Some(vec!["x".into()]));
 }
 
 #[test]

@@ -5,12 +5,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use cairn::describe::Dynamic;
+use cairn::describe::{Dynamic, Shape};
 use cairn::inspect::{InspectedTable, Inspection};
+use cairn::TableDescription;
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
-use super::mapping::{columns, to_sql, Column, Part};
+use super::mapping::{columns, struct_fields, to_sql, Column, Part};
 use super::{quote, COLUMNS, TABLES};
 use crate::{fail, progress, Failure};
 
@@ -101,7 +102,7 @@ fn write(db: &Inspection, tables: &[&InspectedTable], version: u32, path: &Path)
             let value = db.decode_value(t, record).map_err(at)?;
             let row = cols
                 .iter()
-                .map(|c| cell(c, &key, &value, record.schema_version, version))
+                .map(|c| cell(c, d, &key, &value, record.schema_version, version))
                 .collect::<Result<Vec<Value>, String>>()
                 .map_err(at)?;
             insert.execute(rusqlite::params_from_iter(row)).map_err(sql)?;
@@ -113,9 +114,17 @@ fn write(db: &Inspection, tables: &[&InspectedTable], version: u32, path: &Path)
     Ok(total)
 }
 
-/// The SQLite value of column `c` for one record. A record written by an older schema version is read by field
-/// name: a field it lacks is NULL if the newest version has it as an option (as serde reads it), else an error.
-fn cell(c: &Column, key: &Dynamic, value: &Dynamic, written: u32, newest: u32) -> Result<Value, String> {
+/// The SQLite value of column `c` of `d` for one record. A record written by an older schema version is read by
+/// field name: a field it lacks is `None` if the newest version has it as an option (as serde reads it), else an
+/// error.
+fn cell(
+    c: &Column,
+    d: &TableDescription,
+    key: &Dynamic,
+    value: &Dynamic,
+    written: u32,
+    newest: u32,
+) -> Result<Value, String> {
     let whole = match c.part {
         Part::Key => key,
         Part::Value => value,
@@ -127,9 +136,21 @@ fn cell(c: &Column, key: &Dynamic, value: &Dynamic, written: u32, newest: u32) -
     match fields.iter().find(|(n, _)| n == field) {
         Some((_, v)) => to_sql(v, c.encoding, c.nullable).map_err(|e| format!("field `{field}`: {e}")),
         None if c.nullable => Ok(Value::Null),
+        None if optional(d, c.part, field) => to_sql(&Dynamic::Option(None), c.encoding, false),
         None => Err(format!(
             "it was written by schema version {written}, which has no field `{field}` (version {newest} has it and \
              it is not an option); rewrite the record with the program of version {newest}, then export"
         )),
     }
+}
+
+/// Whether `field` of `d`'s key or value is an option.
+fn optional(d: &TableDescription, part: Part, field: &str) -> bool {
+    let whole = match part {
+        Part::Key => &d.key,
+        Part::Value => &d.value,
+    };
+    struct_fields(&whole.root, &whole.types)
+        .and_then(|fields| fields.iter().find(|f| f.name == field))
+        .is_some_and(|f| matches!(f.shape, Shape::Option(_)))
 }

@@ -98,7 +98,9 @@ pub(crate) fn import(out: &mut impl Write, dir: &Path, file: &Path, force: bool)
         }
     }
     bar.finish_and_clear();
+    let spinner = progress::spinner("writing", false);
     let seq = db.commit(&writes, force)?;
+    spinner.finish_and_clear();
     writeln!(
         out,
         "imported {} records of {} tables into {} (seq {seq}); records under the same keys were replaced",

@@ -224,7 +224,8 @@ pub(crate) fn to_sql(value: &Dynamic, encoding: Encoding, nullable: bool) -> Res
     }
 }
 
-/// The value of `shape` (within `d`'s types) that a column of `encoding` holds as `sql`. Numbers are range-checked
+/// The value of `shape` (within `d`'s types; fastest when `d.root` is `shape`) that a column of `encoding` holds as
+/// `sql`. Numbers are range-checked
 /// later, by the encoder; this only reads what SQLite holds.
 pub(crate) fn from_sql(
     sql: &Value,
@@ -253,9 +254,9 @@ pub(crate) fn from_sql(
     let wrong = |expected: &str| Err(format!("expected {expected} for a {shape}, found {}", found()));
     let signed = matches!(shape, Shape::I8 | Shape::I16 | Shape::I32 | Shape::I64 | Shape::I128);
     match (encoding, sql) {
+        (Encoding::Json, Value::Text(text)) if d.root == *shape => crate::records::json_read(text, d),
         (Encoding::Json, Value::Text(text)) => {
-            let d = TypeDescription { root: shape.clone(), types: d.types.clone() };
-            crate::records::json_read(text, &d)
+            crate::records::json_read(text, &TypeDescription { root: shape.clone(), types: d.types.clone() })
         }
         (Encoding::Json, _) => wrong("JSON text"),
         (Encoding::Bool, Value::Integer(n @ (0 | 1))) => Ok(Dynamic::Bool(*n == 1)),
