@@ -7,12 +7,14 @@ use std::path::Path;
 use cairn::inspect::Inspection;
 use cairn::raw::RawDb;
 
-use crate::{fail, Failure};
+use crate::{fail, progress, Failure};
 
 /// `cairn compact`: folds the log into a new snapshot and drops the log before it.
 pub(crate) fn compact(out: &mut impl Write, dir: &Path) -> Result<(), Failure> {
     let db = RawDb::open(dir)?;
+    let spinner = progress::spinner("compacting", false);
     db.compact()?;
+    spinner.finish_and_clear();
     drop(db);
     let after = Inspection::open(dir)?;
     let bytes: u64 = after.files.iter().map(|(_, n)| n).sum();
@@ -29,7 +31,9 @@ pub(crate) fn compact(out: &mut impl Write, dir: &Path) -> Result<(), Failure> {
 /// `cairn backup`: a consistent copy in `target`, which must not exist or be empty.
 pub(crate) fn backup(out: &mut impl Write, dir: &Path, target: &Path) -> Result<(), Failure> {
     let db = RawDb::open(dir)?;
+    let spinner = progress::spinner("backing up", false);
     let b = db.backup_to(target)?;
+    spinner.finish_and_clear();
     writeln!(
         out,
         "backed up {} to {}: seq {}, {} files, {} bytes",
@@ -65,7 +69,9 @@ pub(crate) fn restore(out: &mut impl Write, backup: &Path, target: &Path) -> Res
 /// `cairn salvage`: everything readable of `dir` into a new database at `target`, and what was lost. Exit code 4 when
 /// anything was (the new database is written all the same).
 pub(crate) fn salvage(out: &mut impl Write, dir: &Path, target: &Path) -> Result<(), Failure> {
+    let spinner = progress::spinner("salvaging", false);
     let s = cairn::raw::salvage(dir, target)?;
+    spinner.finish_and_clear();
     for loss in &s.lost {
         match &loss.file {
             Some(file) => writeln!(out, "lost: {} at offset {}: {}", file.display(), loss.offset, loss.what)?,

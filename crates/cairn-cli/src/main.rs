@@ -4,13 +4,18 @@
 //! - `read`: `info`, `tables`, `schema`, `dump`, `verify`, `get` read the files as they are, with no lock.
 //! - `write`: `load`, `edit` write records, encoded by the newest stored schema version (`cairn::raw`).
 //! - `admin`: `compact`, `backup`, `restore` through the engine's own compaction and backup, and `salvage`.
+//! - `sqlite`: `export --sqlite` (reads like `dump`) and `import --sqlite` (writes like `load`).
+//!
+//! Long commands show progress on stderr when it is a terminal (`progress`), and nothing in a pipe.
 //!
 //! Exit codes: 0 success, 1 an error (printed on stderr, saying what to do), 2 a usage error, 3 nothing found
 //! (`get`, `edit`), 4 damage found (`verify`, `salvage`).
 
 mod admin;
+mod progress;
 mod read;
 mod records;
+mod sqlite;
 mod write;
 
 use std::path::PathBuf;
@@ -134,6 +139,31 @@ enum Command {
         /// Where the new database goes.
         out: PathBuf,
     },
+    /// Writes every table (Cairn's own, such as `cairn.ids`, left out) into a new SQLite file, one SQLite table
+    /// each, in one transaction: flat key and value fields as typed columns, the rest as JSON text, and the tables
+    /// `_cairn_tables` and `_cairn_columns` saying how each column maps, for `import`. Integers past i64 are
+    /// decimal text. See docs/cli.md. Reads the files as they are, like `dump`.
+    Export {
+        /// The database directory.
+        dir: PathBuf,
+        /// The SQLite file to write; it must not exist.
+        #[arg(long, value_name = "OUT")]
+        sqlite: PathBuf,
+    },
+    /// Writes every row of a SQLite file `export` wrote into the database, in one transaction, each checked against
+    /// the newest stored schema; a row that does not fit fails the import, naming table, row and column, and
+    /// nothing is written. A record under a key the database holds is replaced; other records are kept. Takes the
+    /// database's lock.
+    Import {
+        /// The database directory (an existing database: its program created it and its schema).
+        dir: PathBuf,
+        /// The SQLite file to read.
+        #[arg(long, value_name = "IN")]
+        sqlite: PathBuf,
+        /// As for `load`.
+        #[arg(long)]
+        force: bool,
+    },
     /// Prints a shell completion script: `cairn completions bash > /etc/bash_completion.d/cairn`.
     Completions {
         /// The shell.
@@ -204,6 +234,8 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Backup { dir, out: target } => admin::backup(&mut out, &dir, &target),
         Command::Restore { backup, dir } => admin::restore(&mut out, &backup, &dir),
         Command::Salvage { dir, out: target } => admin::salvage(&mut out, &dir, &target),
+        Command::Export { dir, sqlite } => sqlite::export(&mut out, &dir, &sqlite),
+        Command::Import { dir, sqlite, force } => sqlite::import(&mut out, &dir, &sqlite, force),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "cairn", &mut out);
             Ok(())

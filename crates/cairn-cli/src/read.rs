@@ -6,8 +6,8 @@ use std::path::Path;
 
 use cairn::inspect::{InspectedTable, Inspection};
 
-use crate::records;
 use crate::{fail, Failure, Format};
+use crate::{progress, records};
 
 /// `cairn info`.
 pub(crate) fn info(out: &mut impl Write, dir: &Path) -> Result<(), Failure> {
@@ -84,8 +84,10 @@ pub(crate) fn dump(out: &mut impl Write, dir: &Path, table: Option<String>, form
         Some(name) => vec![find(&db, name)?],
         None => db.tables.iter().filter(|t| !t.name.contains('.')).collect(),
     };
+    let bar = progress::bar(tables.iter().map(|t| t.records.len() as u64).sum(), "dump");
     for t in tables {
         for (key, record) in &t.records {
+            bar.inc(1);
             let k = db.decode_key(t, key).map_err(|e| fail(format!("table `{}`: key: {e}", t.name)))?;
             let v = db.decode_value(t, record).map_err(|e| fail(format!("table `{}`: value of {k}: {e}", t.name)))?;
             let (Some(kd), Some(vd)) = (db.newest_description(t), db.description(t, record.schema_version)) else {
@@ -96,6 +98,7 @@ pub(crate) fn dump(out: &mut impl Write, dir: &Path, table: Option<String>, form
             writeln!(out, "{line}")?;
         }
     }
+    bar.finish_and_clear();
     Ok(())
 }
 
@@ -107,9 +110,12 @@ pub(crate) fn verify(out: &mut impl Write, dir: &Path) -> Result<(), Failure> {
     };
     let mut bad = 0usize;
     let mut records = 0usize;
-    for t in db.tables.iter().filter(|t| db.newest_description(t).is_some()) {
+    let described: Vec<&InspectedTable> = db.tables.iter().filter(|t| db.newest_description(t).is_some()).collect();
+    let bar = progress::bar(described.iter().map(|t| t.records.len() as u64).sum(), "verify");
+    for t in described {
         for (key, record) in &t.records {
             records += 1;
+            bar.inc(1);
             let checked = db.decode_key(t, key).and_then(|_| db.decode_value(t, record).map(|_| ()));
             if let Err(e) = checked {
                 bad += 1;
@@ -117,6 +123,7 @@ pub(crate) fn verify(out: &mut impl Write, dir: &Path) -> Result<(), Failure> {
             }
         }
     }
+    bar.finish_and_clear();
     if let Some((file, offset, why)) = &db.torn_tail {
         writeln!(
             out,

@@ -8,7 +8,7 @@ use std::path::Path;
 use cairn::describe::decode_dynamic;
 use cairn::raw::{RawDb, RawWrite};
 
-use crate::{fail, records, Failure, Format};
+use crate::{fail, progress, records, Failure, Format};
 
 /// `cairn load`: every line of `input` is a record of `table`; all are validated, then written in one transaction.
 pub(crate) fn load(
@@ -25,7 +25,9 @@ pub(crate) fn load(
     let mut db = RawDb::open(dir)?;
     let d = db.description(table)?.clone();
     let mut writes = Vec::new();
+    let bar = progress::spinner("reading records", true);
     for (n, line) in input.lines().enumerate() {
+        bar.inc(1);
         let line = line.map_err(|e| fail(format!("reading stdin: {e}")))?;
         if line.trim().is_empty() {
             continue;
@@ -37,6 +39,7 @@ pub(crate) fn load(
         }
         writes.push(RawWrite { table: table.to_string(), key, value: Some(value) });
     }
+    bar.finish_and_clear();
     let seq = db.commit(&writes, force)?;
     writeln!(out, "loaded {} records into `{table}` (seq {seq})", writes.len())?;
     Ok(())
