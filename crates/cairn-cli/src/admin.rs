@@ -4,19 +4,16 @@
 use std::io::Write;
 use std::path::Path;
 
-use cairn::inspect::Inspection;
-use cairn::raw::RawDb;
-
 use crate::{fail, progress, Failure};
 
 /// `cairn compact`: folds the log into a new snapshot and drops the log before it.
 pub(crate) fn compact(out: &mut impl Write, dir: &Path) -> Result<(), Failure> {
-    let db = RawDb::open(dir)?;
+    let db = crate::key::raw(dir)?;
     let spinner = progress::spinner("compacting", false);
     db.compact()?;
     spinner.finish_and_clear();
     drop(db);
-    let after = Inspection::open(dir)?;
+    let after = crate::key::view(dir)?;
     let bytes: u64 = after.files.iter().map(|(_, n)| n).sum();
     writeln!(
         out,
@@ -30,7 +27,7 @@ pub(crate) fn compact(out: &mut impl Write, dir: &Path) -> Result<(), Failure> {
 
 /// `cairn backup`: a consistent copy in `target`, which must not exist or be empty.
 pub(crate) fn backup(out: &mut impl Write, dir: &Path, target: &Path) -> Result<(), Failure> {
-    let db = RawDb::open(dir)?;
+    let db = crate::key::raw(dir)?;
     let spinner = progress::spinner("backing up", false);
     let b = db.backup_to(target)?;
     spinner.finish_and_clear();
@@ -59,8 +56,8 @@ pub(crate) fn restore(out: &mut impl Write, backup: &Path, target: &Path) -> Res
         }
     }
     // A damaged backup is refused before anything is written.
-    Inspection::open(backup)?;
-    let db = RawDb::open(backup)?;
+    crate::key::view(backup)?;
+    let db = crate::key::raw(backup)?;
     let b = db.backup_to(target)?;
     writeln!(out, "restored {} into {}: seq {}, {} files", backup.display(), b.path.display(), b.seq, b.files)?;
     Ok(())
@@ -70,7 +67,7 @@ pub(crate) fn restore(out: &mut impl Write, backup: &Path, target: &Path) -> Res
 /// anything was (the new database is written all the same).
 pub(crate) fn salvage(out: &mut impl Write, dir: &Path, target: &Path) -> Result<(), Failure> {
     let spinner = progress::spinner("salvaging", false);
-    let s = cairn::raw::salvage(dir, target)?;
+    let s = cairn::raw::salvage_keyed(dir, target, crate::key::given())?;
     spinner.finish_and_clear();
     for loss in &s.lost {
         match &loss.file {
@@ -90,5 +87,15 @@ pub(crate) fn salvage(out: &mut impl Write, dir: &Path, target: &Path) -> Result
             code: 4,
         });
     }
+    Ok(())
+}
+
+/// `cairn rekey`: re-encrypts `dir` under `new` (the engine's key rotation).
+pub(crate) fn rekey(out: &mut impl Write, dir: &Path, new: cairn::EncryptionKey) -> Result<(), Failure> {
+    let db = crate::key::raw(dir)?;
+    let spinner = progress::spinner("re-encrypting", false);
+    db.rotate_key(new)?;
+    spinner.finish_and_clear();
+    writeln!(out, "re-encrypted {} under the new key: the old key no longer opens it", dir.display())?;
     Ok(())
 }

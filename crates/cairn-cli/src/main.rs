@@ -12,6 +12,7 @@
 //! (`get`, `edit`), 4 damage found (`verify`, `salvage`).
 
 mod admin;
+mod key;
 mod progress;
 mod read;
 mod records;
@@ -32,6 +33,10 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// For an encrypted database: a file holding its 32-byte key (raw, or as 64 hex digits). Without it, the
+    /// passphrase in the environment variable `CAIRN_PASSPHRASE` is used, if set.
+    #[arg(long, global = true, value_name = "PATH", env = "CAIRN_KEY_FILE")]
+    key_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -164,6 +169,25 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Re-encrypts an encrypted database under a new key, through a compaction (crash-safe: until it finishes,
+    /// the old key and the new one both open the database; run it again to finish). Give the current key as for
+    /// every command (`--key-file` or `CAIRN_PASSPHRASE`) and the new one here. Takes the database's lock.
+    Rekey {
+        /// The database directory.
+        dir: PathBuf,
+        /// A file holding the new 32-byte key (raw, or as 64 hex digits).
+        #[arg(
+            long,
+            value_name = "PATH",
+            conflicts_with = "new_passphrase_env",
+            required_unless_present = "new_passphrase_env"
+        )]
+        new_key_file: Option<PathBuf>,
+        /// The name of an environment variable holding the new passphrase (never on the command line, where other
+        /// users could read it).
+        #[arg(long, value_name = "VAR")]
+        new_passphrase_env: Option<String>,
+    },
     /// Prints a shell completion script: `cairn completions bash > /etc/bash_completion.d/cairn`.
     Completions {
         /// The shell.
@@ -205,7 +229,8 @@ pub(crate) fn fail(message: impl Into<String>) -> Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
+    let result = key::choose(cli.key_file.as_deref()).and_then(|()| run(cli.command));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`cairn dump | head`) is not an error.
         Err(f) if f.message.contains("Broken pipe") => ExitCode::SUCCESS,
@@ -236,6 +261,9 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Salvage { dir, out: target } => admin::salvage(&mut out, &dir, &target),
         Command::Export { dir, sqlite } => sqlite::export(&mut out, &dir, &sqlite),
         Command::Import { dir, sqlite, force } => sqlite::import(&mut out, &dir, &sqlite, force),
+        Command::Rekey { dir, new_key_file, new_passphrase_env } => {
+            admin::rekey(&mut out, &dir, key::read(new_key_file.as_deref(), new_passphrase_env.as_deref())?)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "cairn", &mut out);
             Ok(())

@@ -11,9 +11,10 @@ use crate::{progress, records};
 
 /// `cairn info`.
 pub(crate) fn info(out: &mut impl Write, dir: &Path) -> Result<(), Failure> {
-    let db = Inspection::open(dir)?;
+    let db = crate::key::view(dir)?;
     writeln!(out, "database     {}", db.path.display())?;
     writeln!(out, "last seq     {}", db.last_seq)?;
+    writeln!(out, "encryption   {}", if db.encrypted { "XChaCha20-Poly1305 (key file KEYS)" } else { "none" })?;
     match db.snapshot_seq {
         Some(seq) => writeln!(out, "snapshot     at seq {seq}")?,
         None => writeln!(out, "snapshot     none")?,
@@ -37,7 +38,7 @@ pub(crate) fn info(out: &mut impl Write, dir: &Path) -> Result<(), Failure> {
 
 /// `cairn tables`.
 pub(crate) fn tables(out: &mut impl Write, dir: &Path) -> Result<(), Failure> {
-    let db = Inspection::open(dir)?;
+    let db = crate::key::view(dir)?;
     for t in &db.tables {
         writeln!(out, "{}\t{}\t{}", t.name, kind(t), t.records.len())?;
     }
@@ -46,7 +47,7 @@ pub(crate) fn tables(out: &mut impl Write, dir: &Path) -> Result<(), Failure> {
 
 /// `cairn schema`.
 pub(crate) fn schema(out: &mut impl Write, dir: &Path, version: Option<u32>) -> Result<(), Failure> {
-    let db = Inspection::open(dir)?;
+    let db = crate::key::view(dir)?;
     let (v, schema) = match version {
         Some(v) => (
             v,
@@ -79,7 +80,7 @@ pub(crate) fn schema(out: &mut impl Write, dir: &Path, version: Option<u32>) -> 
 
 /// `cairn dump`.
 pub(crate) fn dump(out: &mut impl Write, dir: &Path, table: Option<String>, format: Format) -> Result<(), Failure> {
-    let db = Inspection::open(dir)?;
+    let db = crate::key::view(dir)?;
     let tables: Vec<&InspectedTable> = match &table {
         Some(name) => vec![find(&db, name)?],
         None => db.tables.iter().filter(|t| !t.name.contains('.')).collect(),
@@ -104,7 +105,7 @@ pub(crate) fn dump(out: &mut impl Write, dir: &Path, table: Option<String>, form
 
 /// `cairn verify`.
 pub(crate) fn verify(out: &mut impl Write, dir: &Path) -> Result<(), Failure> {
-    let db = match Inspection::open(dir) {
+    let db = match crate::key::view(dir) {
         Err(e @ cairn::Error::Corrupt(_)) => return Err(Failure { message: e.to_string(), code: 4 }),
         other => other?,
     };
@@ -140,7 +141,7 @@ pub(crate) fn verify(out: &mut impl Write, dir: &Path) -> Result<(), Failure> {
 
 /// `cairn get`.
 pub(crate) fn get(out: &mut impl Write, dir: &Path, table: String, key: String) -> Result<(), Failure> {
-    let db = Inspection::open(dir)?;
+    let db = crate::key::view(dir)?;
     let t = find(&db, &table)?;
     let wanted: serde_json::Value = serde_json::from_str(&key).map_err(|e| Failure {
         message: format!("the key `{key}` is not JSON ({e}); quote strings: '\"alice\"'"),

@@ -6,7 +6,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use cairn::describe::decode_dynamic;
-use cairn::raw::{RawDb, RawWrite};
+use cairn::raw::RawWrite;
 
 use crate::{fail, progress, records, Failure, Format};
 
@@ -22,7 +22,7 @@ pub(crate) fn load(
     if matches!(format, Format::Text) {
         return Err(Failure { message: "load reads --format json or ron, not text".into(), code: 2 });
     }
-    let mut db = RawDb::open(dir)?;
+    let mut db = crate::key::raw(dir)?;
     let d = db.description(table)?.clone();
     let mut writes = Vec::new();
     let bar = progress::spinner("reading records", true);
@@ -52,7 +52,7 @@ const NOTE: &str = "// cairn:";
 /// transaction. An invalid edit is shown again with the error as a comment; saving it unchanged, or emptying the
 /// file, gives up and writes nothing.
 pub(crate) fn edit(out: &mut impl Write, dir: &Path, table: &str, key: &str, force: bool) -> Result<(), Failure> {
-    let mut db = RawDb::open(dir)?;
+    let mut db = crate::key::raw(dir)?;
     let d = db.description(table)?.clone();
     let key = records::json_read(key, &d.key).map_err(|e| Failure {
         message: format!("the key `{key}` is not a key of `{table}` in JSON ({e}); quote strings: '\"alice\"'"),

@@ -23,7 +23,7 @@ pub(crate) fn export(out: &mut impl Write, dir: &Path, file: &Path) -> Result<()
             file.display()
         )));
     }
-    let db = Inspection::open(dir)?;
+    let db = crate::key::view(dir)?;
     let version = db.schemas.keys().next_back().copied().ok_or_else(|| {
         fail(format!("{} stores no schema: open it once with its program, then export", dir.display()))
     })?;

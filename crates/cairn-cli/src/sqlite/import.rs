@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 use cairn::describe::{encode_dynamic, Dynamic, Shape, TypeDescription};
-use cairn::raw::{RawDb, RawWrite};
+use cairn::raw::RawWrite;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 
@@ -55,7 +55,7 @@ pub(crate) fn import(out: &mut impl Write, dir: &Path, file: &Path, force: bool)
             file.display()
         )));
     }
-    let mut db = RawDb::open(dir)?;
+    let mut db = crate::key::raw(dir)?;
     let mut plans = Vec::new();
     let mut total = 0u64;
     for name in &described {

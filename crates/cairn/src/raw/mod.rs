@@ -184,6 +184,11 @@ impl RawDb {
         postcard::from_bytes(&record.value).ok()
     }
 
+    /// Re-encrypts the database under `key` (the engine's key rotation, [`Db::rotate_key`](crate::Db::rotate_key)).
+    pub fn rotate_key(&self, key: EncryptionKey) -> Result<()> {
+        self.db.rotate_key(key)
+    }
+
     /// Folds the log into a new snapshot now (the engine's compaction).
     pub fn compact(&self) -> Result<()> {
         self.db.compact()

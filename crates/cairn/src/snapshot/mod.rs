@@ -317,10 +317,10 @@ impl Snapshot {
             stored_blocks.iter().enumerate().map(decode).collect()
         };
         // Then check them in order.
-        let mut blocks = 0u64;
         // The last record of the blocks before this one.
         let mut last_before: Option<(u32, Vec<u8>)> = None;
-        for (b, payload) in stored_blocks.iter().zip(decoded.drain(..)) {
+        for (blocks, (b, payload)) in stored_blocks.iter().zip(decoded.drain(..)).enumerate() {
+            let blocks = blocks as u64;
             let Stored { pos, base, start, len, .. } = *b;
             let payload = payload?;
             let decoded = matches!(payload, std::borrow::Cow::Owned(_));
@@ -375,7 +375,6 @@ impl Snapshot {
                 }
                 _ => return Err(damaged(pos, "unknown or misplaced snapshot block")),
             }
-            blocks += 1;
         }
         drop(decoded);
         drop(stored_blocks);
