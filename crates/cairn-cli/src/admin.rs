@@ -25,11 +25,11 @@ pub(crate) fn compact(out: &mut impl Write, dir: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `cairn backup`: a consistent copy in `target`, which must not exist or be empty.
+/// `cairn backup`: a consistent copy in `target`, which must not exist or be empty; also while programs have the
+/// database open in shared mode (the copy then joins them).
 pub(crate) fn backup(out: &mut impl Write, dir: &Path, target: &Path) -> Result<(), Failure> {
-    let db = crate::key::raw(dir)?;
     let spinner = progress::spinner("backing up", false);
-    let b = db.backup_to(target)?;
+    let b = cairn::raw::RawDb::backup(dir, target, crate::key::given())?;
     spinner.finish_and_clear();
     writeln!(
         out,

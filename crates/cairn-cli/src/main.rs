@@ -121,7 +121,8 @@ enum Command {
         dir: PathBuf,
     },
     /// Writes a consistent copy of the database into OUT, which must not exist or be empty; the copy appears there
-    /// whole or not at all. The copy is an ordinary database directory.
+    /// whole or not at all. The copy is an ordinary database directory. Works while programs have the database open
+    /// in shared mode (their writers pause during the copy), not while one has it open exclusively.
     Backup {
         /// The database directory.
         dir: PathBuf,

@@ -199,6 +199,21 @@ impl RawDb {
         self.db.backup_to(dir)
     }
 
+    /// Backs up the database in `dir` into `out` whoever has it open: exclusively (as [`backup_to`](Self::backup_to)
+    /// on a handle of its own), or, while programs have it open in shared mode, by joining them in shared mode for
+    /// the copy. Writers of those programs pause while the log is rolled and the files copied (the copy holds the
+    /// writer lock throughout, as a shared-mode backup does). Fails with [`Error::Locked`] while a program has it
+    /// open exclusively.
+    pub fn backup(dir: impl AsRef<Path>, out: impl AsRef<Path>, key: Option<EncryptionKey>) -> Result<Backup> {
+        let dir = dir.as_ref();
+        let options = |mode| Options { compact_after: None, encryption: key.clone(), mode, ..Options::default() };
+        match open::open(options(crate::Mode::Exclusive), dir) {
+            Ok((db, _)) => db.backup_to(out),
+            Err(Error::LockedShared { .. }) => open::open(options(crate::Mode::Shared), dir)?.0.backup_to(out),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The sequence number of the last commit.
     pub fn last_seq(&self) -> u64 {
         self.db.last_seq()

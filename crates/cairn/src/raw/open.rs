@@ -8,11 +8,12 @@ use parking_lot::Mutex;
 
 use crate::db::commit::{Around, Pipeline};
 use crate::db::open::{list, read_base, start_log, Base, LOCK_FILE};
+use crate::db::shared;
 use crate::db::{Background, Db, Inner, Writer};
 use crate::error::{Error, Result};
 use crate::inspect::Inspection;
 use crate::log::scan::{self, SegmentData};
-use crate::options::Options;
+use crate::options::{Mode, Options};
 use crate::store::read::Reader;
 use crate::store::state::State;
 
@@ -29,16 +30,36 @@ pub(super) fn list_database(storage: &dyn crate::storage::Storage, dir: &Path) -
     Ok(listing)
 }
 
-/// Opens the existing database in `dir` as an ordinary open does (exclusive lock, newest snapshot, log replay on
-/// bytes, torn tail cut), and returns the engine, with no tables of its own, beside the view of what it holds.
+/// Opens the existing database in `dir` as an ordinary open does (exclusive lock, or in shared mode the writer
+/// lock for the recovery; newest snapshot, log replay on bytes, torn tail cut), and returns the engine, with no tables
+/// of its own, beside the view of what it holds.
+///
+/// In shared mode the view is of the moment of the open only: other processes' commits reach the engine (its
+/// backup and compaction catch up with them) but not the view, so a shared handle is used for backups only.
 pub(super) fn open(options: Options, dir: &Path) -> Result<(Db, Inspection)> {
     let storage = options.storage.clone();
     let lock_path = dir.join(LOCK_FILE);
     list_database(&*storage, dir)?;
-    let lock = storage.lock(&lock_path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock => Error::Locked { path: dir.to_path_buf() },
-        _ => Error::io("lock database directory", &lock_path, e),
-    })?;
+    let (lock, attached): (Box<dyn std::fmt::Debug + Send + Sync>, _) = match options.mode {
+        Mode::Exclusive => (
+            storage.lock(&lock_path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::WouldBlock if shared::held_shared(&lock_path) => {
+                    Error::LockedShared { path: dir.to_path_buf() }
+                }
+                std::io::ErrorKind::WouldBlock => Error::Locked { path: dir.to_path_buf() },
+                _ => Error::io("lock database directory", &lock_path, e),
+            })?,
+            None,
+        ),
+        // As the typed open: the writer lock through recovery. No tables, so nothing to make on a reload.
+        _ => {
+            let attached = shared::attach(dir, &lock_path, &[], options.segment_size)?;
+            if !attached.first {
+                shared::repair(&*storage, dir, &attached.shared.counter)?;
+            }
+            (Box::new(()), Some(attached))
+        }
+    };
     // The key file first, then everything else, listed again under the lock: it may have changed.
     let seal = crate::seal::load(
         &*storage,
@@ -54,17 +75,35 @@ pub(super) fn open(options: Options, dir: &Path) -> Result<(Db, Inspection)> {
     };
     let view = Inspection::from_scan(dir, &seal, snap.as_ref(), &segments, &bytes, &scanned)?;
     let last_seq = scanned.last_seq;
+    if let Some(a) = attached.as_ref().filter(|a| !a.first) {
+        let committed = a.shared.counter.committed();
+        if last_seq != committed {
+            return Err(crate::error::Corruption::new(
+                dir.join(shared::COUNTER_FILE),
+                16,
+                format!("the log ends at sequence number {last_seq}, but processes that have the database open committed up to {committed}; close them all and open it again"),
+            )
+            .into());
+        }
+    }
     let (log, log_bytes) = start_log(&storage, dir, options.segment_size, segments, bytes, &scanned, obsolete)?;
 
     let schemas: BTreeMap<_, _> = view.schemas.iter().map(|(v, s)| (*v, Arc::new(s.clone()))).collect();
-    let (writer, shared) = crate::store::publish::new(
+    let (writer, published) = crate::store::publish::new(
         State { tables: Vec::new(), seq: last_seq },
         State { tables: Vec::new(), seq: last_seq },
     );
+    let shared = attached.map(|a| {
+        if a.first {
+            a.shared.counter.reset(last_seq);
+        }
+        // The writer lock (`a.guard`) is released here: recovery is done, and this handle creates no table.
+        a.shared
+    });
     let inner = Arc::new(Inner {
         dir: dir.to_path_buf(),
         storage: storage.clone(),
-        reader: Reader::new(shared),
+        reader: Reader::new(published),
         tables: Vec::new(),
         ids_pos: 0,
         unknown_tables: Vec::new(),
@@ -75,12 +114,7 @@ pub(super) fn open(options: Options, dir: &Path) -> Result<(Db, Inspection)> {
             writer,
             last_seq,
             log_bytes,
-            Around {
-                feed: Arc::new(crate::feed::Hub::new(options.feed_buffer)),
-                // The untyped path opens exclusively: `LOCK` refuses it while shared-mode processes are attached.
-                shared: None,
-                seal,
-            },
+            Around { feed: Arc::new(crate::feed::Hub::new(options.feed_buffer)), shared: shared.clone(), seal },
         ),
         durability: options.durability,
         snapshot: Mutex::new(snap.map(|s| (s.seq, s.path))),
@@ -93,7 +127,7 @@ pub(super) fn open(options: Options, dir: &Path) -> Result<(Db, Inspection)> {
         plans: Vec::new(),
         unreadable: Vec::new(),
         _lock: lock,
-        shared: None,
+        shared,
     });
     Ok((Db::start(inner), view))
 }
