@@ -47,6 +47,9 @@ impl Compression {
 
 /// `plain` compressed as `compression` says, with its codec id, if that is smaller than `plain`.
 pub(crate) fn compress(compression: Compression, plain: &[u8]) -> Option<(u32, Vec<u8>)> {
+    if compression == Compression::None {
+        return None;
+    }
     let len = u32::try_from(plain.len()).ok()?;
     let mut out = Vec::with_capacity(plain.len() / 2 + 16);
     out.extend_from_slice(&len.to_le_bytes());
