@@ -84,14 +84,17 @@ pub(crate) fn list(storage: &dyn Storage, dir: &Path) -> Result<Listing> {
     Ok(l)
 }
 
-/// Opens the database in `dir` for the schema whose tables are `defs`.
-pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Result<Db> {
-    let ids_pos = defs.len();
-    defs.push(crate::id::table_def());
-    let storage = options.storage.clone();
-    storage.create_dir_all(dir).map_err(|e| Error::io("create database directory", dir, e))?;
+/// The lock a process holds on an open database directory: the exclusive mode lock, or (shared mode) nothing here
+/// and the attachment, which holds the shared mode lock and, until its guard is dropped, the writer lock.
+pub(crate) type DirLock = (Box<dyn std::fmt::Debug + Send + Sync>, Option<shared::Attached>);
+
+/// Locks `dir` as `options.mode` says. In shared mode the writer lock is held from here until the attachment's
+/// guard is dropped (recovery may cut the log, and table ids are assigned from the catalog the open reads), and a
+/// dead writer's interrupted append has been undone. `defs` are the tables a reload from a snapshot makes.
+pub(crate) fn lock_dir(options: &Options, dir: &Path, defs: &[TableDef]) -> Result<DirLock> {
+    let storage = &*options.storage;
     let lock_path = dir.join(LOCK_FILE);
-    let (lock, attached): (Box<dyn std::fmt::Debug + Send + Sync>, _) = match options.mode {
+    Ok(match options.mode {
         Mode::Exclusive => (
             storage.lock(&lock_path).map_err(|e| match e.kind() {
                 std::io::ErrorKind::WouldBlock if shared::held_shared(&lock_path) => {
@@ -102,16 +105,23 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
             })?,
             None,
         ),
-        // The writer lock is held from here through the first transaction: recovery may cut the log, and table ids
-        // are assigned from the catalog this open reads.
         Mode::Shared => {
-            let attached = shared::attach(dir, &lock_path, &defs, options.segment_size)?;
+            let attached = shared::attach(dir, &lock_path, defs, options.segment_size)?;
             if !attached.first {
-                shared::repair(&*storage, dir, &attached.shared.counter)?;
+                shared::repair(storage, dir, &attached.shared.counter)?;
             }
             (Box::new(()), Some(attached))
         }
-    };
+    })
+}
+
+/// Opens the database in `dir` for the schema whose tables are `defs`.
+pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Result<Db> {
+    let ids_pos = defs.len();
+    defs.push(crate::id::table_def());
+    let storage = options.storage.clone();
+    storage.create_dir_all(dir).map_err(|e| Error::io("create database directory", dir, e))?;
+    let (lock, attached) = lock_dir(&options, dir, &defs)?;
     // The key file first: a wrong key is refused before anything else is read.
     let seal = seal::load(&*storage, dir, seal::Settings::of(&options))?;
     let Base { snap, obsolete, segments, bytes } = read_base(&*storage, dir, &seal)?;

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::db::commit::{Around, Pipeline};
-use crate::db::open::{list, read_base, start_log, Base, LOCK_FILE};
+use crate::db::open::{list, lock_dir, read_base, start_log, Base};
 use crate::db::shared;
 use crate::db::{Background, Db, Inner, Writer};
 use crate::error::{Error, Result};
 use crate::inspect::Inspection;
 use crate::log::scan::{self, SegmentData};
-use crate::options::{Mode, Options};
+use crate::options::Options;
 use crate::store::read::Reader;
 use crate::store::state::State;
 
@@ -38,28 +38,9 @@ pub(super) fn list_database(storage: &dyn crate::storage::Storage, dir: &Path) -
 /// backup and compaction catch up with them) but not the view, so a shared handle is used for backups only.
 pub(super) fn open(options: Options, dir: &Path) -> Result<(Db, Inspection)> {
     let storage = options.storage.clone();
-    let lock_path = dir.join(LOCK_FILE);
     list_database(&*storage, dir)?;
-    let (lock, attached): (Box<dyn std::fmt::Debug + Send + Sync>, _) = match options.mode {
-        Mode::Exclusive => (
-            storage.lock(&lock_path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::WouldBlock if shared::held_shared(&lock_path) => {
-                    Error::LockedShared { path: dir.to_path_buf() }
-                }
-                std::io::ErrorKind::WouldBlock => Error::Locked { path: dir.to_path_buf() },
-                _ => Error::io("lock database directory", &lock_path, e),
-            })?,
-            None,
-        ),
-        // As the typed open: the writer lock through recovery. No tables, so nothing to make on a reload.
-        _ => {
-            let attached = shared::attach(dir, &lock_path, &[], options.segment_size)?;
-            if !attached.first {
-                shared::repair(&*storage, dir, &attached.shared.counter)?;
-            }
-            (Box::new(()), Some(attached))
-        }
-    };
+    // As the typed open; with no tables, nothing to make on a reload.
+    let (lock, attached) = lock_dir(&options, dir, &[])?;
     // The key file first, then everything else, listed again under the lock: it may have changed.
     let seal = crate::seal::load(
         &*storage,
