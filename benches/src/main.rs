@@ -22,7 +22,8 @@ const USAGE: &str = "usage: cairn-bench [--records N] [--reads R] [--runs K] [--
   --reads R     random point reads per read step (default 1000000)
   --runs K      repeat everything K times, report medians (default 1)
   --json PATH   write medians (and per-run values) as a JSON array
-  --engines     a comma-separated subset of: cairn,redb,fjall,sled,native_db,hashmap,raw,cairn_features,cairn_shared
+  --engines     a comma-separated subset of: cairn,redb,fjall,sled,native_db,hashmap,raw,cairn_features,cairn_shared,
+                cairn_sealed
   --seed S      the workload generator's seed (default 1)
   --dir DIR     where the databases live (default /work/bench-tmp; not /tmp, which may be tmpfs)";
 
@@ -117,6 +118,7 @@ fn child(args: &Args, engine: &str) -> Res<()> {
         "raw" => engines::raw::run(&w, &args.dir),
         "cairn_features" => engines::cairn_features::run(&w, &args.dir),
         "cairn_shared" => engines::cairn_shared::run(&w, &args.dir),
+        "cairn_sealed" => engines::cairn_sealed::run(&w, &args.dir),
         other => Err(format!("unknown engine {other}").into()),
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::engines::cairn_sealed::{OPS as SEALED_OPS, VARIANTS};
 use crate::engines::PEERS;
 use crate::workload::{BATCHES, BATCH_SIZE, KEY, SINGLE, THREADED, VAL};
 use crate::Args;
@@ -33,6 +34,9 @@ impl Measurement {
         })
     }
 }
+
+/// The engine whose ops are one per variant, set out in their own tables.
+const SEALED: &str = "cairn_sealed";
 
 /// The rows of the main table, in the issue's order; other ops follow in the extra table.
 const MAIN: &[&str] = &[
@@ -182,10 +186,18 @@ impl Report {
         );
         let _ = writeln!(s, "Cairn under test: `{}`.\n", self.revision);
         let main: Vec<String> = self.ops.iter().filter(|o| MAIN.contains(&o.as_str())).cloned().collect();
-        let extra: Vec<String> = self.ops.iter().filter(|o| !MAIN.contains(&o.as_str())).cloned().collect();
+        let extra: Vec<String> = self
+            .ops
+            .iter()
+            .filter(|o| !MAIN.contains(&o.as_str()) && self.cell(SEALED, o).is_none())
+            .cloned()
+            .collect();
         self.table(&mut s, &main, |c| fmt(c.median()));
         let _ = writeln!(s, "\nOther measurements (medians):\n");
         self.table(&mut s, &extra, |c| fmt(c.median()));
+        if self.engines.iter().any(|e| e == SEALED) {
+            self.sealed(&mut s);
+        }
 
         let _ = writeln!(s, "\nWhy a cell is n/a:\n");
         let mut notes = BTreeMap::<String, Vec<String>>::new();
@@ -249,6 +261,47 @@ impl Report {
             }
         }
         s
+    }
+
+    /// The `cairn_sealed` rows: medians with a column per variant, then each variant / plain within each run.
+    fn sealed(&self, out: &mut String) {
+        let names: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
+        let unit = |op: &str| self.cell(SEALED, &format!("{op}_plain")).map_or(String::new(), |c| c.unit.clone());
+        let _ = writeln!(out, "\nCompression and encryption (`cairn_sealed`, medians):\n");
+        let _ = writeln!(out, "| operation | unit | {} |", names.join(" | "));
+        let _ = writeln!(out, "|---|---|{}", "---:|".repeat(names.len()));
+        for op in SEALED_OPS {
+            let cols: Vec<String> = names
+                .iter()
+                .map(|v| self.cell(SEALED, &format!("{op}_{v}")).map_or("-".into(), |c| fmt(c.median())))
+                .collect();
+            let _ = writeln!(out, "| {op} | {} | {} |", unit(op), cols.join(" | "));
+        }
+        let others = &names[1..];
+        let _ = writeln!(
+            out,
+            "\nCompression and encryption, against plain Cairn in the same run (variant / plain, median over runs; \
+             below 1 is faster or smaller):\n"
+        );
+        let _ = writeln!(out, "| operation | {} |", others.join(" | "));
+        let _ = writeln!(out, "|---|{}", "---:|".repeat(others.len()));
+        for op in SEALED_OPS {
+            let cols: Vec<String> = others
+                .iter()
+                .map(|v| {
+                    let mut per: Vec<f64> = (0..self.runs)
+                        .filter_map(|r| {
+                            let x = self.run_value(SEALED, &format!("{op}_{v}"), r)?;
+                            let plain = self.run_value(SEALED, &format!("{op}_plain"), r)?;
+                            (plain != 0.0).then(|| x / plain)
+                        })
+                        .collect();
+                    per.sort_by(f64::total_cmp);
+                    fmt(median(&per))
+                })
+                .collect();
+            let _ = writeln!(out, "| {op} | {} |", cols.join(" | "));
+        }
     }
 
     /// The best (smallest) time among the real peers in one run.

@@ -2,6 +2,7 @@
 
 pub mod cairn;
 pub mod cairn_features;
+pub mod cairn_sealed;
 pub mod cairn_shared;
 pub mod fjall;
 pub mod hashmap;
@@ -20,9 +21,19 @@ use crate::workload::{
 };
 
 /// Every engine, in the order they run; the first five are the durable ones, then the two limits, then Cairn's own
-/// features (indexes, change feed) measured against Cairn without them.
-pub const ALL: &[&str] =
-    &["cairn", "redb", "fjall", "sled", "native_db", "hashmap", "raw", "cairn_features", "cairn_shared"];
+/// features (indexes, change feed, shared mode, compression and encryption) measured against Cairn without them.
+pub const ALL: &[&str] = &[
+    "cairn",
+    "redb",
+    "fjall",
+    "sled",
+    "native_db",
+    "hashmap",
+    "raw",
+    "cairn_features",
+    "cairn_shared",
+    "cairn_sealed",
+];
 /// The real peers: "best peer" ratios take the best of these.
 pub const PEERS: &[&str] = &["redb", "fjall", "sled", "native_db"];
 
