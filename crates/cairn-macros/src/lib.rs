@@ -457,6 +457,12 @@ fn expand(s: &SchemaInput) -> TokenStream2 {
                 self.db.backup_to(dir)
             }
 
+            /// Re-encrypts the whole database under `new`, crash-safe; afterwards only `new` opens it. See
+            /// [`Db::rotate_key`](::cairn::Db::rotate_key).
+            #vis fn rotate_key(&self, new: #cairn::EncryptionKey) -> #cairn::Result<()> {
+                self.db.rotate_key(new)
+            }
+
             /// Subscribes to every committed transaction from now on, across all tables. See
             /// [`Db::subscribe`](::cairn::Db::subscribe).
             #vis fn subscribe(&self) -> #cairn::Subscription<#cairn::Commit> {
