@@ -129,6 +129,9 @@ fn needles() -> Vec<Vec<u8>> {
     v
 }
 
+/// Makes a key anew for each open (a key is not `Clone`, on purpose).
+type KeyMaker = fn() -> EncryptionKey;
+
 #[test]
 fn an_encrypted_database_holds_no_plaintext_in_any_file() {
     // The scan itself finds what a plain database holds, so an empty result below means something.
@@ -139,7 +142,7 @@ fn an_encrypted_database_holds_no_plaintext_in_any_file() {
         assert!(in_plain.iter().any(|f| f == n), "the plain database shows {n:?}: {in_plain:?}");
     }
 
-    let cases: [(&str, fn() -> EncryptionKey, Compression); 4] = [
+    let cases: [(&str, KeyMaker, Compression); 4] = [
         ("raw key", raw, Compression::None),
         ("raw key + lz4", raw, Compression::Lz4),
         ("passphrase", || EncryptionKey::passphrase(PASSPHRASE), Compression::None),
