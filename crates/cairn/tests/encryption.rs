@@ -129,7 +129,7 @@ fn needles() -> Vec<Vec<u8>> {
     v
 }
 
-/// Makes a key anew for each open (a key is not `Clone`, on purpose).
+/// Makes the key of a case, for each of its opens.
 type KeyMaker = fn() -> EncryptionKey;
 
 #[test]
