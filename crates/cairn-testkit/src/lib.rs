@@ -5,6 +5,9 @@
 //! - [`SimStorage`]: an in-memory disk with a volatile cache that can lose power, leaving any state a real disk may
 //!   be left in (unsynced writes dropped, kept or torn, unsynced directory entries lost), for power-loss tests.
 //!
+//! - [`Sealing`]: the ways a database can store its units (plain, compressed, encrypted, both), so that the
+//!   reliability suite runs on each.
+//!
 //! Not published; used by the tests of the workspace, the crash harness and the fuzzers.
 
 use std::fmt::Debug;
@@ -12,7 +15,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use cairn::{FsStorage, Storage, StorageFile};
+use cairn::{Builder, Compression, EncryptionKey, FsStorage, Schema, Storage, StorageFile};
 use parking_lot::{Condvar, Mutex};
 
 pub mod sim;
@@ -218,5 +221,56 @@ impl StorageFile for FaultyFile {
 
     fn size(&self) -> io::Result<u64> {
         self.inner.size()
+    }
+}
+
+/// How a test's database stores its log payloads and snapshot blocks (docs/format.md, "Compression and
+/// encryption"). The sealed ways compress every log payload (`compress_log_above(0)`), so that damage and faults
+/// meet compressed frames, not only the large ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sealing {
+    /// Neither compressed nor encrypted.
+    Plain,
+    /// lz4, from the first byte.
+    Compressed,
+    /// XChaCha20-Poly1305 under [`Sealing::KEY`].
+    Encrypted,
+    /// lz4, then encrypted.
+    Both,
+}
+
+impl Sealing {
+    /// Every way, plain first.
+    pub const ALL: [Sealing; 4] = [Sealing::Plain, Sealing::Compressed, Sealing::Encrypted, Sealing::Both];
+    /// The ways that are not plain.
+    pub const SEALED: [Sealing; 3] = [Sealing::Compressed, Sealing::Encrypted, Sealing::Both];
+    /// The key of the encrypted ways.
+    pub const KEY: [u8; 32] = *b"cairn-testkit reliability key 32";
+
+    /// `builder` set up for this way.
+    pub fn apply<S: Schema>(self, builder: Builder<S>) -> Builder<S> {
+        let builder = match self {
+            Sealing::Compressed | Sealing::Both => builder.compression(Compression::Lz4).compress_log_above(0),
+            Sealing::Plain | Sealing::Encrypted => builder,
+        };
+        match self {
+            Sealing::Encrypted | Sealing::Both => builder.encryption(EncryptionKey::from_bytes(Sealing::KEY)),
+            Sealing::Plain | Sealing::Compressed => builder,
+        }
+    }
+
+    /// Whether the database has a key file.
+    pub fn encrypted(self) -> bool {
+        matches!(self, Sealing::Encrypted | Sealing::Both)
+    }
+
+    /// A short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sealing::Plain => "plain",
+            Sealing::Compressed => "lz4",
+            Sealing::Encrypted => "encrypted",
+            Sealing::Both => "lz4+encrypted",
+        }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
 
-use cairn_testkit::{Call, FaultyStorage};
+use cairn_testkit::{Call, FaultyStorage, Sealing};
 
 cairn::schema! {
     /// One table is enough to see what survives.
@@ -14,7 +14,11 @@ cairn::schema! {
 }
 
 fn open(dir: &std::path::Path, storage: &FaultyStorage) -> cairn::Result<Kv> {
-    Kv::builder().storage(storage.shared()).segment_size(4096).compact_after(None).open(dir)
+    open_sealed(dir, storage, Sealing::Plain)
+}
+
+fn open_sealed(dir: &std::path::Path, storage: &FaultyStorage, sealing: Sealing) -> cairn::Result<Kv> {
+    sealing.apply(Kv::builder().storage(storage.shared()).segment_size(4096).compact_after(None)).open(dir)
 }
 
 fn contents(db: &Kv) -> BTreeMap<u32, String> {
@@ -73,15 +77,24 @@ fn failed_write_fails_the_commit_and_the_database() {
 }
 
 /// Fails the n-th call of each kind in turn, through a script of commits, segment rolls and compactions, and checks
-/// after every case that memory holds exactly the acknowledged commits and a reopen gives them back.
+/// after every case that memory holds exactly the acknowledged commits and a reopen gives them back; on plain,
+/// compressed, encrypted and compressed-and-encrypted databases.
 #[test]
 fn a_failure_at_any_single_call_loses_no_acknowledged_commit() {
+    for sealing in Sealing::ALL {
+        let cases = fail_each_call(sealing);
+        println!("io faults, {}: {cases} injected failures fired", sealing.name());
+        assert!(cases >= 40, "{}: only {cases} injected failures fired", sealing.name());
+    }
+}
+
+fn fail_each_call(sealing: Sealing) -> usize {
     let mut cases = 0;
     for call in [Call::Write, Call::Sync, Call::SetLen, Call::OpenWrite, Call::Rename, Call::Remove, Call::SyncDir] {
         for n in 1..=12 {
             let dir = tempfile::tempdir().unwrap();
             let storage = FaultyStorage::new();
-            let db = open(dir.path(), &storage).unwrap();
+            let db = open_sealed(dir.path(), &storage, sealing).unwrap();
             let mut model = BTreeMap::new();
             storage.fail(call, n, ErrorKind::Other, false);
             let mut failed = false;
@@ -110,11 +123,45 @@ fn a_failure_at_any_single_call_loses_no_acknowledged_commit() {
             drop(db);
             cases += usize::from(storage.fired());
             storage.heal();
-            let db = open(dir.path(), &storage).unwrap_or_else(|e| panic!("{call:?} #{n}: reopen: {e}"));
-            assert_eq!(contents(&db), model, "{call:?} #{n}: after reopen");
+            let db = open_sealed(dir.path(), &storage, sealing)
+                .unwrap_or_else(|e| panic!("{}, {call:?} #{n}: reopen: {e}", sealing.name()));
+            assert_eq!(contents(&db), model, "{}, {call:?} #{n}: after reopen", sealing.name());
         }
     }
-    assert!(cases >= 40, "only {cases} injected failures fired");
+    cases
+}
+
+/// A failure while a database is being created (its key file, its first segment) fails the open with an I/O error;
+/// once the disk is healed the same open creates it, or opens what was made, with the same key, and it works.
+#[test]
+fn a_failure_while_creating_a_database_leaves_a_directory_that_opens() {
+    let mut fired = 0;
+    for sealing in Sealing::ALL {
+        for call in [Call::Write, Call::Sync, Call::SetLen, Call::OpenWrite, Call::Rename, Call::Remove, Call::SyncDir]
+        {
+            for n in 1..=4 {
+                let dir = tempfile::tempdir().unwrap();
+                let storage = FaultyStorage::new();
+                storage.fail(call, n, ErrorKind::Other, false);
+                let what = format!("{}, {call:?} #{n}", sealing.name());
+                let first = open_sealed(dir.path(), &storage, sealing);
+                if let Err(e) = &first {
+                    assert!(e.is_environmental(), "{what}: {e}");
+                }
+                let acknowledged = first.map(|db| db.items.insert(1, "one".into()).is_ok()).unwrap_or(false);
+                fired += usize::from(storage.fired());
+                storage.heal();
+                let db = open_sealed(dir.path(), &storage, sealing).unwrap_or_else(|e| panic!("{what}: reopen: {e}"));
+                assert_eq!(db.items.get(&1).is_some(), acknowledged, "{what}");
+                db.items.insert(2, "two".into()).unwrap();
+                drop(db);
+                let db = open_sealed(dir.path(), &storage, sealing).unwrap();
+                assert_eq!(db.items.get(&2).as_deref(), Some("two"), "{what}");
+                assert_eq!(dir.path().join("KEYS").exists(), sealing.encrypted(), "{what}");
+            }
+        }
+    }
+    assert!(fired >= 30, "only {fired} failures fired during creation");
 }
 
 #[test]
