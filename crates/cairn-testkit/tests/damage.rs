@@ -249,17 +249,12 @@ fn run_case(
     }));
     let (found, reopened) = match opened {
         Err(_) => return Outcome::Failure("panicked".into()),
-        Ok(Err(cairn::Error::Corrupt(c))) => return classify_corrupt(layout, file, damage, &c),
-        Ok(Err(cairn::Error::Authentication { file: named, offset, what })) if layout.sealing.encrypted() => {
-            let damaged = &layout.files[file].0;
-            return if named.file_name() == damaged.file_name() && offset as usize <= damage.pos() {
-                Outcome::Authentication
-            } else {
-                Outcome::Failure(format!(
-                    "Authentication names the wrong place: {} at {offset} ({what})",
-                    named.display()
-                ))
-            };
+        Ok(Err(cairn::Error::Corrupt(c))) => {
+            return classify(layout, file, damage, (&c.file, c.offset), Outcome::Corrupt, &c.to_string());
+        }
+        Ok(Err(e @ cairn::Error::Authentication { .. })) if layout.sealing.encrypted() => {
+            let cairn::Error::Authentication { file: named, offset, .. } = &e else { unreachable!("matched above") };
+            return classify(layout, file, damage, (named, *offset), Outcome::Authentication, &e.to_string());
         }
         Ok(Err(e)) => return Outcome::Failure(format!("an error other than Corrupt: {e}")),
         Ok(Ok(states)) => states,
@@ -288,12 +283,13 @@ fn run_case(
     }
 }
 
-fn classify_corrupt(layout: &Layout, file: usize, damage: Damage, c: &cairn::Corruption) -> Outcome {
+/// `found` (`Corrupt` or `Authentication`) if the error names the damaged file, at or before the damage.
+fn classify(layout: &Layout, file: usize, damage: Damage, named: (&Path, u64), found: Outcome, error: &str) -> Outcome {
     let damaged = &layout.files[file].0;
-    if c.file.file_name() == damaged.file_name() && c.offset as usize <= damage.pos() {
-        Outcome::Corrupt
+    if named.0.file_name() == damaged.file_name() && named.1 as usize <= damage.pos() {
+        found
     } else {
-        Outcome::Failure(format!("Corrupt names the wrong place: {c}"))
+        Outcome::Failure(format!("{found:?} names the wrong place: {error}"))
     }
 }
 

@@ -349,6 +349,14 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A copy of the database in `base` with file `name` replaced by `bytes`.
+fn copy_with(base: &Path, name: &std::ffi::OsStr, bytes: &[u8]) -> tempfile::TempDir {
+    let work = tempfile::tempdir().unwrap();
+    copy_dir(base, work.path());
+    fs::write(work.path().join(name), bytes).unwrap();
+    work
+}
+
 fn expect_authentication(result: cairn::Result<Vault>, file: &Path, offset: usize, what: &str) {
     match result {
         Err(Error::Authentication { file: f, offset: o, .. }) => {
@@ -376,13 +384,11 @@ fn changed_swapped_or_foreign_units_fail_authentication_naming_file_and_offset()
 
     // A changed byte in the middle of a frame's payload, its checksums fixed up so only the cipher can tell.
     for (nth, at) in [(3usize, 0usize), (10, 30), (19, 5)] {
-        let work = tempfile::tempdir().unwrap();
-        copy_dir(base.path(), work.path());
         let mut bytes = log_bytes.clone();
         let f = fs_[nth];
         bytes[f.offset + 32 + at.min(f.len - 1)] ^= 0x40;
         fix_frame(&mut bytes, f);
-        fs::write(work.path().join(&log_name), &bytes).unwrap();
+        let work = copy_with(base.path(), &log_name, &bytes);
         let what = format!("frame {nth}, payload byte {at}");
         expect_authentication(
             open(work.path(), Some(raw()), Compression::None),
@@ -404,13 +410,11 @@ fn changed_swapped_or_foreign_units_fail_authentication_naming_file_and_offset()
 
     // A frame's header changed (its `durable` field), checksums fixed: the header is bound too.
     {
-        let work = tempfile::tempdir().unwrap();
-        copy_dir(base.path(), work.path());
         let mut bytes = log_bytes.clone();
         let f = fs_[7];
         bytes[f.offset + 16] ^= 0x01;
         fix_frame(&mut bytes, f);
-        fs::write(work.path().join(&log_name), &bytes).unwrap();
+        let work = copy_with(base.path(), &log_name, &bytes);
         expect_authentication(
             open(work.path(), Some(raw()), Compression::None),
             &work.path().join(&log_name),
@@ -423,8 +427,6 @@ fn changed_swapped_or_foreign_units_fail_authentication_naming_file_and_offset()
     {
         let (a, b) = (fs_[4], fs_[9]);
         assert_eq!(a.len, b.len, "equal-size commits make equal-size frames");
-        let work = tempfile::tempdir().unwrap();
-        copy_dir(base.path(), work.path());
         let mut bytes = log_bytes.clone();
         let pa = log_bytes[a.offset + 24..a.offset + 32 + a.len].to_vec();
         let pb = log_bytes[b.offset + 24..b.offset + 32 + b.len].to_vec();
@@ -432,7 +434,7 @@ fn changed_swapped_or_foreign_units_fail_authentication_naming_file_and_offset()
         bytes[b.offset + 24..b.offset + 32 + b.len].copy_from_slice(&pa);
         fix_frame(&mut bytes, a);
         fix_frame(&mut bytes, b);
-        fs::write(work.path().join(&log_name), &bytes).unwrap();
+        let work = copy_with(base.path(), &log_name, &bytes);
         expect_authentication(
             open(work.path(), Some(raw()), Compression::None),
             &work.path().join(&log_name),
@@ -446,12 +448,10 @@ fn changed_swapped_or_foreign_units_fail_authentication_naming_file_and_offset()
     let bs = blocks(&snap_bytes);
     assert!(bs.len() >= 3, "catalog, records, end: {bs:?}");
     for &(offset, len, _) in &bs {
-        let work = tempfile::tempdir().unwrap();
-        copy_dir(base.path(), work.path());
         let mut bytes = snap_bytes.clone();
         bytes[offset + 12 + len / 2] ^= 0x08;
         fix_block(&mut bytes, offset, len);
-        fs::write(work.path().join(&snap_name), &bytes).unwrap();
+        let work = copy_with(base.path(), &snap_name, &bytes);
         expect_authentication(
             open(work.path(), Some(raw()), Compression::None),
             &work.path().join(&snap_name),
