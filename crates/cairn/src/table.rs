@@ -102,6 +102,7 @@ macro_rules! define_table {
         }
 
         impl<K: Key + $($kb)+, V: Value> $name<K, V> {
+            #[inline(always)]
             pub(crate) fn with<R>(&self, f: impl FnOnce(&$store<K, V>) -> R) -> R {
                 self.inner.read(|state| f(state.table::<$store<K, V>>(self.pos)))
             }
@@ -126,6 +127,7 @@ macro_rules! define_table {
             }
 
             /// Lends the value for `key` to `f`, without copying it.
+            #[inline]
             pub fn get_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
             where
                 K: Borrow<Q>,

@@ -182,6 +182,7 @@ impl Inner {
 
     /// Runs `f` on the latest published state. In shared mode, first catches up if another process committed since
     /// (one atomic load when nothing changed; an error there is logged, and the read sees the state it had).
+    #[inline(always)]
     pub(crate) fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         if let Some(shared) = &self.shared {
             if shared.counter.committed() > self.pipeline.published() && !read::in_read() && !txn::in_transaction() {

@@ -338,8 +338,7 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
 
     let (log, log_bytes) = start_log(&storage, dir, options.segment_size, segments, bytes, &scanned, obsolete)?;
 
-    let (writer, published) =
-        crate::store::publish::new(State { tables: stores, seq: last_seq }, State { tables: twins, seq: last_seq });
+    let (writer, published) = crate::store::publish::new(State::new(stores, last_seq), State::new(twins, last_seq));
     let reader = Reader::new(published);
     let (guard, shared) = match attached {
         Some(a) => {

@@ -177,7 +177,7 @@ impl Tables {
     /// The decoders of the tables at `positions`.
     pub(crate) fn new(inner: &Inner, positions: std::ops::Range<usize>) -> Self {
         let decoders: Vec<Box<dyn Decoder>> = inner.read(|state| {
-            positions.clone().map(|pos| state.tables[pos].feed_decoder(inner.plans[pos].clone())).collect()
+            positions.clone().map(|pos| state.store(pos).feed_decoder(inner.plans[pos].clone())).collect()
         });
         let tables = positions
             .zip(decoders)

@@ -70,10 +70,8 @@ pub(super) fn open(options: Options, dir: &Path) -> Result<(Db, Inspection)> {
     let (log, log_bytes) = start_log(&storage, dir, options.segment_size, segments, bytes, &scanned, obsolete)?;
 
     let schemas: BTreeMap<_, _> = view.schemas.iter().map(|(v, s)| (*v, Arc::new(s.clone()))).collect();
-    let (writer, published) = crate::store::publish::new(
-        State { tables: Vec::new(), seq: last_seq },
-        State { tables: Vec::new(), seq: last_seq },
-    );
+    let (writer, published) =
+        crate::store::publish::new(State::new(Vec::new(), last_seq), State::new(Vec::new(), last_seq));
     let shared = attached.map(|a| {
         if a.first {
             a.shared.counter.reset(last_seq);

@@ -35,6 +35,7 @@ impl<K, V> Default for HashStore<K, V> {
 
 impl<K: Hash + Eq, V> HashStore<K, V> {
     /// Looks a key up by any borrowed form of it.
+    #[inline(always)]
     pub(crate) fn find_by<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<&Shared<K, V>>
     where
         K: Borrow<Q>,

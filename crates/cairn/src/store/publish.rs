@@ -45,6 +45,7 @@ mod sync {
         ONCE.call_once(|| EXPEDITED.store(membarrier::register(), Ordering::SeqCst));
     }
 
+    #[inline(always)]
     pub(super) fn light() {
         if EXPEDITED.load(Ordering::Relaxed) {
             compiler_fence(Ordering::SeqCst);
@@ -109,6 +110,7 @@ mod sync {
 
         /// # Safety
         /// No one may change the contents while `f` runs.
+        #[inline(always)]
         pub(super) unsafe fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
             // SAFETY: the caller guarantees no concurrent mutation, so a shared reference is sound.
             f(unsafe { &*self.0.get() })
@@ -255,6 +257,7 @@ impl<T> Reader<T> {
     }
 
     /// Runs `f` on the active copy. Never waits.
+    #[inline(always)]
     pub(crate) fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
         let depth = self.depth.get();
         if depth == 0 {
@@ -278,6 +281,7 @@ impl<T> Reader<T> {
 struct Exit<'a, T>(&'a Reader<T>);
 
 impl<T> Drop for Exit<'_, T> {
+    #[inline(always)]
     fn drop(&mut self) {
         let r = self.0;
         let depth = r.depth.get() - 1;

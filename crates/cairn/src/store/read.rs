@@ -2,17 +2,18 @@
 //!
 //! A `publish::Reader` belongs to one thread. Each thread keeps one per open database in a thread-local list, created
 //! on its first read, so a read costs a thread-local lookup and the reader's two plain stores, then the table lookup
-//! itself. A thread-local counter knows whether the thread is inside a read closure, so that a write from there
-//! (which would wait for the thread's own read to end) fails instead of deadlocking.
+//! itself. Each reader counts its nesting, so `in_read` knows whether the thread is inside a read closure, and a write
+//! from there (which would wait for the thread's own read to end) fails instead of deadlocking.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use super::publish::{self, Arc, Published};
 use super::state::State;
 
 thread_local! {
-    static READERS: RefCell<Vec<publish::Reader<State>>> = const { RefCell::new(Vec::new()) };
-    /// Reads that run on a temporary reader (nested in a read of another database, see `with`).
+    static READERS: RefCell<Vec<Rc<publish::Reader<State>>>> = const { RefCell::new(Vec::new()) };
+    /// Reads that run on a temporary reader (see `with_new_reader`).
     static TEMPORARY: Cell<u32> = const { Cell::new(0) };
 }
 
@@ -33,29 +34,51 @@ impl Reader {
     }
 
     /// Runs `f` on the latest published state. Never blocks.
+    ///
+    /// The common case (this thread has read this database before) is kept small enough to inline into the caller's
+    /// loop: every instruction here delays the next lookup's cache misses (ARCHITECTURE.md, issue 3). The thread's
+    /// list is borrowed only to find the reader, not while `f` runs, so `f` may read other databases freely.
+    #[inline(always)]
     pub(crate) fn with<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        READERS.with(|cell| {
-            if let Ok(readers) = cell.try_borrow() {
-                if let Some(r) = readers.iter().find(|r| r.publishes(&self.shared)) {
-                    return r.read(f);
-                }
+        let found = READERS.with(|cell| match cell.try_borrow() {
+            Ok(readers) => readers.iter().find(|r| r.publishes(&self.shared)).cloned(),
+            Err(_) => None,
+        });
+        match found {
+            Some(r) => r.read(f),
+            None => self.with_new_reader(f),
+        }
+    }
+
+    /// The first read of this database on this thread.
+    #[cold]
+    #[inline(never)]
+    fn with_new_reader<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        let reader = Rc::new(publish::reader(&self.shared));
+        let kept = READERS.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut readers) => {
+                readers.retain(|r| !r.is_closed());
+                readers.push(reader.clone());
+                true
             }
-            let reader = publish::reader(&self.shared);
-            match cell.try_borrow_mut() {
-                Ok(mut readers) => {
-                    readers.retain(|r| !r.is_closed());
-                    readers.push(reader);
-                    drop(readers);
-                    self.with(f)
-                }
-                // A read nested in a read of another database that this thread has not read before.
-                Err(_) => {
-                    TEMPORARY.with(|t| t.set(t.get() + 1));
-                    let out = reader.read(f);
-                    TEMPORARY.with(|t| t.set(t.get() - 1));
-                    out
-                }
-            }
-        })
+            // The list is borrowed only by lookups that run no user code, so this is not expected; a temporary
+            // reader, counted so that `in_read` still sees it, is correct here too.
+            Err(_) => false,
+        });
+        if kept {
+            return reader.read(f);
+        }
+        TEMPORARY.with(|t| t.set(t.get() + 1));
+        let _uncount = Uncount;
+        reader.read(f)
+    }
+}
+
+/// Takes a temporary read off the count, also when the read panics.
+struct Uncount;
+
+impl Drop for Uncount {
+    fn drop(&mut self) {
+        TEMPORARY.with(|t| t.set(t.get() - 1));
     }
 }

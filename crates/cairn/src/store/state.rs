@@ -1,6 +1,6 @@
 //! The database state that readers see: every table, at one sequence number.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 
 use super::index::TableClaims;
 use super::{Store, TableStore};
@@ -8,15 +8,41 @@ use super::{Store, TableStore};
 /// All tables of the schema, by position, as of transaction `seq`.
 #[derive(Default)]
 pub(crate) struct State {
-    pub(crate) tables: Vec<Box<dyn TableStore>>,
+    tables: Vec<Box<dyn TableStore>>,
+    /// The concrete store type behind each of `tables`, set with it in `new` (neither changes after), so that a
+    /// lookup checks its table's type with one comparison instead of a virtual call (`table`).
+    types: Vec<TypeId>,
     pub(crate) seq: u64,
 }
 
 impl State {
+    /// The state of these tables (by position) as of transaction `seq`.
+    pub(crate) fn new(tables: Vec<Box<dyn TableStore>>, seq: u64) -> Self {
+        let types = tables.iter().map(|t| (&**t as &dyn Any).type_id()).collect();
+        State { tables, types, seq }
+    }
+
+    /// The table at `pos`, type-erased.
+    pub(crate) fn store(&self, pos: usize) -> &dyn TableStore {
+        &*self.tables[pos]
+    }
+
     /// The table at `pos`, with the store type it was opened with.
+    ///
+    /// This is on every read's path. `Any::downcast_ref` would cost a virtual call (`type_id`) per lookup, which in
+    /// a loop of random reads delays the next lookup's cache misses; the type recorded at `new` is compared instead
+    /// (1M random reads: see ARCHITECTURE.md, issue 3).
+    #[inline(always)]
     pub(crate) fn table<S: Store>(&self, pos: usize) -> &S {
-        let table: &dyn Any = &*self.tables[pos];
-        table.downcast_ref::<S>().expect("a table's store type is fixed when the database opens")
+        let table: &dyn TableStore = &*self.tables[pos];
+        assert!(self.types[pos] == TypeId::of::<S>(), "a table's store type is fixed when the database opens");
+        // SAFETY: `types[pos]` is the type id of the value behind `tables[pos]` (both set in `new`, and `tables` is
+        // private and never replaced), and it equals `S`'s, so the trait object's data pointer points at a live `S`,
+        // borrowed for as long as `self`.
+        #[allow(unsafe_code)]
+        unsafe {
+            &*(table as *const dyn TableStore as *const S)
+        }
     }
 
     /// Index `i` of the table at `pos`, with the store type the schema declared it with.

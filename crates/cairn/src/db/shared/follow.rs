@@ -218,7 +218,7 @@ impl Inner {
                 Err(f) => return Err(self.decode_error(pos, &snap.path, offset, f)),
             }
         }
-        Ok((State { tables: stores, seq: snap.seq }, State { tables: twins, seq: snap.seq }))
+        Ok((State::new(stores, snap.seq), State::new(twins, snap.seq)))
     }
 
     /// How the table at `pos` reads a record of schema version `schema`, or why it cannot.
@@ -284,7 +284,8 @@ impl Inner {
             per_table
                 .iter()
                 .map(|(pos, ops)| {
-                    state.tables[*pos]
+                    state
+                        .store(*pos)
                         .decode_writes(*pos, earlier, ops)
                         .map(|w| (*pos, w))
                         .map_err(|f| self.decode_error(*pos, file, at, f))
