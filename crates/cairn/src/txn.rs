@@ -268,11 +268,10 @@ impl<'t> Transaction<'t> {
             let mut scratch = self.scratch.borrow_mut();
             let start = payload.len();
             record::begin_put(payload, self.inner.tables[pos].id);
-            let encoded = record::put_serialized(payload, &mut scratch, &key)
-                .map_err(|e| self.encode_err(pos, "key", e))
-                .and_then(|()| {
-                    record::put_serialized(payload, &mut scratch, &value).map_err(|e| self.encode_err(pos, "value", e))
-                });
+            let encoded =
+                record::put_value(payload, &mut scratch, &key).map_err(|e| self.encode_err(pos, "key", e)).and_then(
+                    |()| record::put_value(payload, &mut scratch, &value).map_err(|e| self.encode_err(pos, "value", e)),
+                );
             if let Err(e) = encoded {
                 payload.truncate(start);
                 return Err(e);
@@ -293,7 +292,7 @@ impl<'t> Transaction<'t> {
             let mut scratch = self.scratch.borrow_mut();
             let start = payload.len();
             record::begin_delete(payload, self.inner.tables[pos].id);
-            if let Err(e) = record::put_serialized(payload, &mut scratch, &prior.key) {
+            if let Err(e) = record::put_value(payload, &mut scratch, &prior.key) {
                 payload.truncate(start);
                 return Err(self.encode_err(pos, "key", e));
             }

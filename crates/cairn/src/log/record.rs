@@ -66,6 +66,30 @@ pub(crate) fn put_serialized<T: Serialize + ?Sized>(
     Ok(())
 }
 
+/// Encodes `value` with postcard and appends it to `out` with its length, as [`put_serialized`] does.
+///
+/// A `Vec<u8>` is written in one copy: serde hands a byte vector to the serializer one element at a time, and postcard
+/// writes a sequence of bytes as its length (varint) followed by the bytes, which is exactly what a byte string looks
+/// like, so the bytes on disk are the same either way (`tests::byte_vectors_encode_as_postcard_does`). The per-byte
+/// path cost about 1 ns a byte, a seventh of a bulk load of 150-byte values.
+pub(crate) fn put_value<T: Serialize + 'static>(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), postcard::Error> {
+    match (value as &dyn std::any::Any).downcast_ref::<Vec<u8>>() {
+        Some(bytes) => {
+            let mut len = Vec::with_capacity(10);
+            put_varint(&mut len, bytes.len() as u64);
+            put_varint(out, (len.len() + bytes.len()) as u64);
+            out.extend_from_slice(&len);
+            out.extend_from_slice(bytes);
+            Ok(())
+        }
+        None => put_serialized(out, scratch, value),
+    }
+}
+
 /// Appends a put of already-encoded key and value.
 pub(crate) fn put_raw(out: &mut Vec<u8>, table: u32, key: &[u8], value: &[u8]) {
     out.push(PUT);
@@ -169,6 +193,26 @@ impl<'a> Ops<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_vectors_encode_as_postcard_does() {
+        let mut scratch = Vec::new();
+        for len in [0usize, 1, 127, 128, 150, 16_383, 16_384, 70_000] {
+            let v: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let (mut fast, mut slow) = (Vec::new(), Vec::new());
+            put_value(&mut fast, &mut scratch, &v).unwrap();
+            put_serialized(&mut slow, &mut scratch, &v).unwrap();
+            assert_eq!(fast, slow, "length {len}");
+            let mut at = 0;
+            let encoded = get_bytes(&fast, &mut at).unwrap();
+            assert_eq!(postcard::from_bytes::<Vec<u8>>(encoded).unwrap(), v);
+        }
+        // Other types take the serde path.
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        put_value(&mut a, &mut scratch, &vec![1u16, 300]).unwrap();
+        put_serialized(&mut b, &mut scratch, &vec![1u16, 300]).unwrap();
+        assert_eq!(a, b);
+    }
 
     #[test]
     fn ops_round_trip() {
