@@ -175,6 +175,11 @@ macro_rules! define_table {
                 self.write(|t| t.remove(key))
             }
 
+            /// Removes `key` as a transaction of its own, without copying its value out; whether it was present.
+            pub fn delete(&self, key: &K) -> Result<bool> {
+                self.write(|t| t.delete(key))
+            }
+
             /// Changes the value for `key` in a transaction of its own: `f` edits a copy, which replaces the value.
             /// Returns `None` (and writes nothing) if the key is absent.
             pub fn update<R>(&self, key: &K, f: impl FnOnce(&mut V) -> R) -> Result<Option<R>>

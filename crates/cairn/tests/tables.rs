@@ -160,3 +160,41 @@ fn the_directory_holds_a_snapshot_and_a_fresh_segment_after_compaction() {
     names.sort();
     assert_eq!(names, vec!["00000000000000000012.snap", "00000000000000000013.log", "LOCK"]);
 }
+
+/// `delete` and `delete_many` remove like `remove` without returning values: counts exclude absent keys and keys
+/// listed twice, keys written earlier in the same transaction are removed too, and the result survives a reopen.
+#[test]
+fn delete_and_delete_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..300).map(|i| format!("n{i}")).collect();
+    {
+        let db = Shop::open(dir.path()).unwrap();
+        db.transaction(|tx| {
+            for (i, n) in names.iter().enumerate() {
+                tx.names.insert(n.clone(), i as u32)?;
+            }
+            Ok::<_, cairn::Error>(())
+        })
+        .unwrap();
+        assert!(db.names.delete(&names[0]).unwrap());
+        assert!(!db.names.delete(&names[0]).unwrap(), "an absent key is not counted");
+        let removed = db
+            .transaction(|tx| {
+                tx.names.insert("fresh".to_string(), 7)?;
+                // Every odd name (two of them twice), one absent key, and the key this transaction wrote.
+                let mut doomed: Vec<String> = names.iter().skip(1).step_by(2).cloned().collect();
+                doomed.extend([names[1].clone(), names[299].clone(), "absent".into(), "fresh".into()]);
+                let n = tx.names.delete_many(&doomed)?;
+                assert_eq!(tx.names.get(&"fresh".to_string()), None, "the transaction sees its own removals");
+                Ok::<_, cairn::Error>(n)
+            })
+            .unwrap();
+        assert_eq!(removed, 150 + 1, "150 odd names and the fresh key; duplicates and the absent key count 0");
+    }
+    let db = Shop::open(dir.path()).unwrap();
+    assert_eq!(db.names.len(), 149);
+    for (i, n) in names.iter().enumerate() {
+        assert_eq!(db.names.get(n), (i % 2 == 0 && i != 0).then_some(i as u32), "{n}");
+    }
+    assert_eq!(db.names.get("fresh"), None);
+}

@@ -55,6 +55,7 @@ where
     type Writes = HashWrites<K, V>;
     const KIND: TableKind = TableKind::Hash;
 
+    #[inline]
     fn find(&self, key: &K) -> Option<&Shared<K, V>> {
         self.find_by(key)
     }
