@@ -42,12 +42,15 @@ pub enum Call {
     SyncDir,
 }
 
-const CALLS: [Call; 7] =
-    [Call::Write, Call::Sync, Call::SetLen, Call::OpenWrite, Call::Rename, Call::Remove, Call::SyncDir];
+impl Call {
+    /// Every kind of call, in declaration order (for tests that fail each kind in turn).
+    pub const ALL: [Call; 7] =
+        [Call::Write, Call::Sync, Call::SetLen, Call::OpenWrite, Call::Rename, Call::Remove, Call::SyncDir];
+}
 
 #[derive(Debug, Default)]
 struct Plan {
-    counts: [u64; CALLS.len()],
+    counts: [u64; Call::ALL.len()],
     /// Fail the call of this kind once its count reaches this number (1 = the next one).
     fail: Option<(Call, u64, io::ErrorKind)>,
     /// Once a failure fired, keep failing every call of that kind (a dead disk) or not.
@@ -133,7 +136,7 @@ impl FaultyStorage {
 }
 
 fn index(call: Call) -> usize {
-    CALLS.iter().position(|c| *c == call).expect("every call kind is listed")
+    Call::ALL.iter().position(|c| *c == call).expect("every call kind is listed")
 }
 
 impl Storage for FaultyStorage {

@@ -20,9 +20,6 @@ cairn::schema! {
     }
 }
 
-const CALLS: [Call; 7] =
-    [Call::Write, Call::Sync, Call::SetLen, Call::OpenWrite, Call::Rename, Call::Remove, Call::SyncDir];
-
 fn open(dir: &Path, storage: std::sync::Arc<dyn Storage>) -> cairn::Result<Kv> {
     Kv::builder().storage(storage).segment_size(8 << 20).compact_after(None).open(dir)
 }
@@ -65,7 +62,7 @@ fn a_failure_at_any_call_of_a_backup_leaves_the_source_working_and_nothing_at_th
     let template = tempfile::tempdir().unwrap();
     let filled = fill(&open(template.path(), FaultyStorage::new().shared()).unwrap());
     let mut fired = BTreeMap::new();
-    for call in CALLS {
+    for call in Call::ALL {
         for n in 1.. {
             let root = tempfile::tempdir().unwrap();
             let (source, out) = (root.path().join("db"), root.path().join("out"));
@@ -126,7 +123,7 @@ fn a_failure_at_any_call_of_a_backup_leaves_the_source_working_and_nothing_at_th
         }
     }
     // Every kind of call a backup makes failed at least once; a backup removes nothing unless it failed.
-    for call in CALLS.iter().filter(|c| **c != Call::Remove) {
+    for call in Call::ALL.iter().filter(|c| **c != Call::Remove) {
         assert!(fired.contains_key(&format!("{call:?}")), "{call:?} never failed: {fired:?}");
     }
     assert!(fired.values().sum::<u32>() >= 25, "{fired:?}");

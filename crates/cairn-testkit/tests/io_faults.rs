@@ -90,7 +90,7 @@ fn a_failure_at_any_single_call_loses_no_acknowledged_commit() {
 
 fn fail_each_call(sealing: Sealing) -> usize {
     let mut cases = 0;
-    for call in [Call::Write, Call::Sync, Call::SetLen, Call::OpenWrite, Call::Rename, Call::Remove, Call::SyncDir] {
+    for call in Call::ALL {
         for n in 1..=12 {
             let dir = tempfile::tempdir().unwrap();
             let storage = FaultyStorage::new();
@@ -137,8 +137,7 @@ fn fail_each_call(sealing: Sealing) -> usize {
 fn a_failure_while_creating_a_database_leaves_a_directory_that_opens() {
     let mut fired = 0;
     for sealing in Sealing::ALL {
-        for call in [Call::Write, Call::Sync, Call::SetLen, Call::OpenWrite, Call::Rename, Call::Remove, Call::SyncDir]
-        {
+        for call in Call::ALL {
             for n in 1..=4 {
                 let dir = tempfile::tempdir().unwrap();
                 let storage = FaultyStorage::new();

@@ -102,7 +102,7 @@ fn finish(dir: &Path, storage: &Arc<dyn Storage>, key: [u8; 32], expected: &Stat
 
 #[test]
 fn a_failure_at_any_call_of_a_rotation_leaves_a_database_that_opens_with_one_of_the_keys() {
-    let calls = [Call::Write, Call::Sync, Call::SetLen, Call::OpenWrite, Call::Rename, Call::Remove, Call::SyncDir];
+    let calls = Call::ALL;
     let mut fired = BTreeMap::new();
     for call in calls {
         for n in 1.. {
