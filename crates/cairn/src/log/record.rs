@@ -13,7 +13,7 @@
 
 use serde::Serialize;
 
-use crate::format::{get_bytes, get_varint, put_bytes, put_varint};
+use crate::format::{get_bytes, get_varint, put_bytes, put_varint, varint_len};
 use crate::schema::TableKind;
 
 const PUT: u8 = 1;
@@ -79,11 +79,9 @@ pub(crate) fn put_value<T: Serialize + 'static>(
 ) -> Result<(), postcard::Error> {
     match (value as &dyn std::any::Any).downcast_ref::<Vec<u8>>() {
         Some(bytes) => {
-            let mut len = Vec::with_capacity(10);
-            put_varint(&mut len, bytes.len() as u64);
-            put_varint(out, (len.len() + bytes.len()) as u64);
-            out.extend_from_slice(&len);
-            out.extend_from_slice(bytes);
+            let len = bytes.len() as u64;
+            put_varint(out, (varint_len(len) + bytes.len()) as u64);
+            put_bytes(out, bytes);
             Ok(())
         }
         None => put_serialized(out, scratch, value),

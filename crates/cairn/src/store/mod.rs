@@ -199,14 +199,12 @@ type Batch<K, V> = Vec<(u64, Shared<K, V>)>;
 /// visitor was 15% of the CPU time of reopening 1M records of 150-byte values.
 fn take<T: DeserializeOwned + 'static>(bytes: &[u8]) -> postcard::Result<(T, &[u8])> {
     let mut out: Option<T> = None;
-    if let Some(slot) = (&mut out as &mut dyn Any).downcast_mut::<Option<Vec<u8>>>() {
-        let (b, rest) = postcard::take_from_bytes::<&[u8]>(bytes)?;
-        *slot = Some(b.to_vec());
-        if let Some(v) = out {
-            return Ok((v, rest));
-        }
-    }
-    postcard::take_from_bytes::<T>(bytes)
+    let Some(slot) = (&mut out as &mut dyn Any).downcast_mut::<Option<Vec<u8>>>() else {
+        return postcard::take_from_bytes::<T>(bytes);
+    };
+    let (b, rest) = postcard::take_from_bytes::<&[u8]>(bytes)?;
+    *slot = Some(b.to_vec());
+    Ok((out.expect("set just above"), rest))
 }
 
 pub(crate) fn decode<T: DeserializeOwned + 'static>(bytes: &[u8], what: &'static str) -> Result<T, DecodeFailure> {

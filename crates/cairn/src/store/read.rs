@@ -5,7 +5,7 @@
 //! itself. Each reader counts its nesting, so `in_read` knows whether the thread is inside a read closure, and a write
 //! from there (which would wait for the thread's own read to end) fails instead of deadlocking.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::publish::{self, Arc, Published};
@@ -13,8 +13,6 @@ use super::state::State;
 
 thread_local! {
     static READERS: RefCell<Vec<Rc<publish::Reader<State>>>> = const { RefCell::new(Vec::new()) };
-    /// Reads that run on a temporary reader (see `with_new_reader`).
-    static TEMPORARY: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Gives any thread read access to one database's published state.
@@ -24,8 +22,7 @@ pub(crate) struct Reader {
 
 /// True while this thread is inside a read of any database (checked on the write path only).
 pub(crate) fn in_read() -> bool {
-    TEMPORARY.with(Cell::get) > 0
-        || READERS.with(|cell| cell.try_borrow().map_or(true, |readers| readers.iter().any(|r| r.is_reading())))
+    READERS.with(|cell| cell.try_borrow().map_or(true, |readers| readers.iter().any(|r| r.is_reading())))
 }
 
 impl Reader {
@@ -40,45 +37,27 @@ impl Reader {
     /// list is borrowed only to find the reader, not while `f` runs, so `f` may read other databases freely.
     #[inline(always)]
     pub(crate) fn with<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        let found = READERS.with(|cell| match cell.try_borrow() {
-            Ok(readers) => readers.iter().find(|r| r.publishes(&self.shared)).cloned(),
-            Err(_) => None,
-        });
+        let found = READERS.with(|cell| cell.borrow().iter().find(|r| r.publishes(&self.shared)).cloned());
         match found {
             Some(r) => r.read(f),
             None => self.with_new_reader(f),
         }
     }
 
-    /// The first read of this database on this thread.
+    /// The first read of this database on this thread. Readers of closed databases leave the list here, and are
+    /// dropped after the list is released: dropping one may drop the last copy of a state, and with it values whose
+    /// own `Drop` could read a database. So no user code ever runs while the list is borrowed.
     #[cold]
     #[inline(never)]
     fn with_new_reader<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         let reader = Rc::new(publish::reader(&self.shared));
-        let kept = READERS.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut readers) => {
-                readers.retain(|r| !r.is_closed());
-                readers.push(reader.clone());
-                true
-            }
-            // The list is borrowed only by lookups that run no user code, so this is not expected; a temporary
-            // reader, counted so that `in_read` still sees it, is correct here too.
-            Err(_) => false,
+        let closed: Vec<_> = READERS.with(|cell| {
+            let mut readers = cell.borrow_mut();
+            let closed = readers.extract_if(.., |r| r.is_closed()).collect();
+            readers.push(reader.clone());
+            closed
         });
-        if kept {
-            return reader.read(f);
-        }
-        TEMPORARY.with(|t| t.set(t.get() + 1));
-        let _uncount = Uncount;
+        drop(closed);
         reader.read(f)
-    }
-}
-
-/// Takes a temporary read off the count, also when the read panics.
-struct Uncount;
-
-impl Drop for Uncount {
-    fn drop(&mut self) {
-        TEMPORARY.with(|t| t.set(t.get() - 1));
     }
 }

@@ -8,23 +8,22 @@ use super::{Store, TableStore};
 /// All tables of the schema, by position, as of transaction `seq`.
 #[derive(Default)]
 pub(crate) struct State {
-    tables: Vec<Box<dyn TableStore>>,
-    /// The concrete store type behind each of `tables`, set with it in `new` (neither changes after), so that a
-    /// lookup checks its table's type with one comparison instead of a virtual call (`table`).
-    types: Vec<TypeId>,
+    /// Each table with the type id of its concrete store, taken from the box itself in `new` (neither changes
+    /// after), so that a lookup checks its table's type with one comparison instead of a virtual call (`table`).
+    tables: Vec<(TypeId, Box<dyn TableStore>)>,
     pub(crate) seq: u64,
 }
 
 impl State {
     /// The state of these tables (by position) as of transaction `seq`.
     pub(crate) fn new(tables: Vec<Box<dyn TableStore>>, seq: u64) -> Self {
-        let types = tables.iter().map(|t| (&**t as &dyn Any).type_id()).collect();
-        State { tables, types, seq }
+        let tables = tables.into_iter().map(|t| ((&*t as &dyn Any).type_id(), t)).collect();
+        State { tables, seq }
     }
 
     /// The table at `pos`, type-erased.
     pub(crate) fn store(&self, pos: usize) -> &dyn TableStore {
-        &*self.tables[pos]
+        &*self.tables[pos].1
     }
 
     /// The table at `pos`, with the store type it was opened with.
@@ -34,11 +33,12 @@ impl State {
     /// (1M random reads: see ARCHITECTURE.md, issue 3).
     #[inline(always)]
     pub(crate) fn table<S: Store>(&self, pos: usize) -> &S {
-        let table: &dyn TableStore = &*self.tables[pos];
-        assert!(self.types[pos] == TypeId::of::<S>(), "a table's store type is fixed when the database opens");
-        // SAFETY: `types[pos]` is the type id of the value behind `tables[pos]` (both set in `new`, and `tables` is
-        // private and never replaced), and it equals `S`'s, so the trait object's data pointer points at a live `S`,
-        // borrowed for as long as `self`.
+        let (ty, table) = &self.tables[pos];
+        assert!(*ty == TypeId::of::<S>(), "a table's store type is fixed when the database opens");
+        let table: &dyn TableStore = &**table;
+        // SAFETY: `ty` is the type id of the value behind `table` (both set in `new`; `tables` is private and never
+        // replaced), and it equals `S`'s, so the trait object's data pointer points at a live `S`, borrowed for as
+        // long as `self`.
         #[allow(unsafe_code)]
         unsafe {
             &*(table as *const dyn TableStore as *const S)
@@ -47,7 +47,7 @@ impl State {
 
     /// Index `i` of the table at `pos`, with the store type the schema declared it with.
     pub(crate) fn index<T: 'static>(&self, pos: usize, i: usize) -> &T {
-        self.tables[pos].index(i).downcast_ref::<T>().expect("an index's store type is fixed by the schema")
+        self.tables[pos].1.index(i).downcast_ref::<T>().expect("an index's store type is fixed by the schema")
     }
 }
 
@@ -75,7 +75,7 @@ impl State {
     /// Applies a committed transaction.
     pub(crate) fn apply(&mut self, committed: &Committed) {
         for (pos, writes) in &committed.writes {
-            self.tables[*pos].apply(&**writes);
+            self.tables[*pos].1.apply(&**writes);
         }
         self.seq = committed.seq;
     }
