@@ -167,3 +167,26 @@ fn read_only_transaction_logs_nothing() {
     assert_eq!(sum, 400);
     assert_eq!(db.db().last_seq(), seq);
 }
+
+/// A read of a database this thread has never read, from inside a read of another: it sees the other's data, and a
+/// write from there still fails clearly instead of waiting for itself.
+#[test]
+fn a_first_read_of_another_database_inside_a_read() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = open(a_dir.path());
+    let b = open(b_dir.path());
+    b.balances.insert(7, 70).unwrap();
+    let seen = std::thread::scope(|s| {
+        s.spawn(|| {
+            a.read(|_| {
+                let inner = b.balances.get(&7);
+                let write = b.balances.insert(8, 80);
+                (inner, matches!(write, Err(cairn::Error::WriteInsideRead)))
+            })
+        })
+        .join()
+        .unwrap()
+    });
+    assert_eq!(seen, (Some(70), true));
+    assert_eq!(b.balances.get(&8), None);
+}
