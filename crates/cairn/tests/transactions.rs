@@ -190,3 +190,51 @@ fn a_first_read_of_another_database_inside_a_read() {
     assert_eq!(seen, (Some(70), true));
     assert_eq!(b.balances.get(&8), None);
 }
+
+/// A thread that reads several databases in turn, nests reads of one inside another, panics inside a read and reads
+/// a database closed and reopened in the same directory always sees each database's own records, and can write
+/// again once its reads are over (the thread's last-used reader is switched, never stale; `store/read.rs`).
+#[test]
+fn one_thread_switching_between_databases_reads_each_ones_records() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = open(a_dir.path());
+    let b = open(b_dir.path());
+    a.balances.insert(11, 10).unwrap();
+    b.balances.insert(11, 20).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..100 {
+                assert_eq!(a.balances.get(&11), Some(10), "pass {i}");
+                assert_eq!(b.balances.get(&11), Some(20), "pass {i}");
+            }
+            let nested = a.read(|_| {
+                let from_b = b.balances.get(&11);
+                let a_again = a.balances.get(&11);
+                let write = a.balances.insert(12, 1);
+                (from_b, a_again, matches!(write, Err(cairn::Error::WriteInsideRead)))
+            });
+            assert_eq!(nested, (Some(20), Some(10), true));
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                b.read(|_| -> () { panic!("inside a read") })
+            }));
+            assert!(panicked.is_err());
+            b.balances.insert(12, 2).unwrap();
+            assert_eq!(b.balances.get(&12), Some(2));
+        })
+        .join()
+        .unwrap()
+    });
+    drop(a);
+    let reopened = open(a_dir.path());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert_eq!(reopened.balances.get(&11), Some(10));
+            assert_eq!(reopened.balances.get(&12), None, "the write inside a read never happened");
+            assert_eq!(b.balances.get(&11), Some(20));
+            reopened.balances.insert(13, 30).unwrap();
+            assert_eq!(reopened.balances.get(&13), Some(30));
+        })
+        .join()
+        .unwrap()
+    });
+}

@@ -208,9 +208,10 @@ pub(crate) struct Writer<T: Default> {
 pub(crate) struct Reader<T> {
     shared: Arc<Published<T>>,
     slot: Arc<Slot>,
+    /// This thread's copy of its slot's counter (only this thread writes the slot): odd while inside a read, so a
+    /// nested read knows it is nested without a depth counter of its own.
     count: Cell<u64>,
-    /// Nesting depth, and the copy the outermost read chose (nested reads see the same state).
-    depth: Cell<u32>,
+    /// The copy the outermost read chose (nested reads see the same state).
     index: Cell<usize>,
 }
 
@@ -237,7 +238,7 @@ impl<T> Published<T> {
 pub(crate) fn reader<T>(shared: &Arc<Published<T>>) -> Reader<T> {
     let slot = Arc::new(Slot { count: AtomicU64::new(0) });
     shared.slots.lock().push(slot.clone());
-    Reader { shared: shared.clone(), slot, count: Cell::new(0), depth: Cell::new(0), index: Cell::new(0) }
+    Reader { shared: shared.clone(), slot, count: Cell::new(0), index: Cell::new(0) }
 }
 
 impl<T> Reader<T> {
@@ -248,7 +249,7 @@ impl<T> Reader<T> {
 
     /// Whether this reader is inside a read.
     pub(crate) fn is_reading(&self) -> bool {
-        self.depth.get() > 0
+        !self.count.get().is_multiple_of(2)
     }
 
     /// Whether the writer side of this reader's state is gone.
@@ -257,39 +258,46 @@ impl<T> Reader<T> {
     }
 
     /// Runs `f` on the active copy. Never waits.
+    ///
+    /// Kept to a few instructions (it is inlined into every lookup loop, and each instruction between lookups
+    /// delays the next one's cache misses): the outermost read makes the counter odd and picks the copy; a nested
+    /// read, which finds the counter odd already, reuses the copy and leaves the counter alone.
     #[inline(always)]
     pub(crate) fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-        let depth = self.depth.get();
-        if depth == 0 {
-            let c = self.count.get() + 1;
-            self.count.set(c);
+        let c = self.count.get();
+        let outermost = c.is_multiple_of(2);
+        let index = if outermost {
+            self.count.set(c + 1);
             // Release, not Relaxed: a writer that waited on our previous read may see this value rather than the
             // even one that ended it, and must still synchronize with the end of that read (a relaxed store would
             // not continue the release sequence). loom found this. On x86 it is the same plain store.
-            self.slot.count.store(c, Ordering::Release);
+            self.slot.count.store(c + 1, Ordering::Release);
             sync::light();
-            self.index.set(self.shared.active.load(Ordering::Acquire));
-        }
-        self.depth.set(depth + 1);
-        let _exit = Exit(self);
+            // `& 1`: the index is 0 or 1 (the writer stores nothing else), and the mask spares a bounds check.
+            let i = self.shared.active.load(Ordering::Acquire) & 1;
+            self.index.set(i);
+            i
+        } else {
+            self.index.get()
+        };
+        let _exit = Exit { reader: self, end: outermost.then_some(c + 2) };
         // SAFETY: our slot is odd, so the writer does not change copy `index` until we leave (module docs).
-        unsafe { self.shared.copies[self.index.get()].with(f) }
+        unsafe { self.shared.copies[index].with(f) }
     }
 }
 
-/// Leaves the read even if `f` panics.
-struct Exit<'a, T>(&'a Reader<T>);
+/// Leaves the read even if `f` panics: the outermost read makes the counter even again (`end`).
+struct Exit<'a, T> {
+    reader: &'a Reader<T>,
+    end: Option<u64>,
+}
 
 impl<T> Drop for Exit<'_, T> {
     #[inline(always)]
     fn drop(&mut self) {
-        let r = self.0;
-        let depth = r.depth.get() - 1;
-        r.depth.set(depth);
-        if depth == 0 {
-            let c = r.count.get() + 1;
-            r.count.set(c);
-            r.slot.count.store(c, Ordering::Release);
+        if let Some(c) = self.end {
+            self.reader.count.set(c);
+            self.reader.slot.count.store(c, Ordering::Release);
         }
     }
 }
