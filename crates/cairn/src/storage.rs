@@ -91,7 +91,7 @@ impl Storage for FsStorage {
     }
 
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
-        fs::read(path)
+        read_whole(path)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -188,5 +188,72 @@ impl StorageFile for FsFile {
 
     fn start_writeback(&self, offset: u64, len: u64) {
         crate::sys::start_writeback(&self.0, offset, len);
+    }
+}
+
+/// Files at least this large are read by two threads at once (`read_whole`).
+const READ_IN_HALVES: u64 = 32 << 20;
+
+/// Reads a whole file. A large one (a snapshot, at open) is read as two halves on two threads: the copy out of the
+/// page cache and the faults of the fresh buffer's pages are most of the time, and they split across cores (190 MB
+/// at reopen: 90 to 50 ms here). A file that changes length while it is read (none of Cairn's should) is read again
+/// the ordinary way.
+#[cfg(unix)]
+fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let Ok(size) = usize::try_from(len) else { return fs::read(path) };
+    if len < READ_IN_HALVES {
+        return fs::read(path);
+    }
+    // Zeroed by the allocator's fresh pages, not by a pass over them: the reads below are the first to touch them.
+    let mut buf = vec![0u8; size];
+    let (first, second) = buf.split_at_mut(size / 2);
+    let half = first.len() as u64;
+    let (a, b) = std::thread::scope(|s| {
+        let later = s.spawn(|| file.read_exact_at(second, half));
+        (file.read_exact_at(first, 0), later.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    for r in [a, b] {
+        match r {
+            Ok(()) => {}
+            // Shorter than it was a moment ago: read it as it is now.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return fs::read(path),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut probe = [0u8; 1];
+    match file.read_at(&mut probe, len)? {
+        0 => Ok(buf),
+        // Longer than it was: the same.
+        _ => fs::read(path),
+    }
+}
+
+#[cfg(not(unix))]
+fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
+    fs::read(path)
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+
+    /// A file past the two-thread threshold reads back byte for byte, its two halves in their places.
+    #[test]
+    fn a_large_file_reads_whole_in_halves() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        let len = READ_IN_HALVES as usize + 12_345;
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8 ^ (i >> 20) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let read = FsStorage.read_all(&path).unwrap();
+        assert_eq!(read.len(), len);
+        assert!(read == bytes, "the file read back differs");
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"abc").unwrap();
+        assert_eq!(FsStorage.read_all(&small).unwrap(), b"abc");
+        assert_eq!(FsStorage.read_all(&dir.path().join("missing")).unwrap_err().kind(), io::ErrorKind::NotFound);
     }
 }

@@ -88,6 +88,8 @@ pub(crate) struct Inner {
     /// Shared mode: the writer lock and the counter of commits (see `shared`); `None` in exclusive mode.
     pub(crate) shared: Option<Arc<shared::Shared>>,
     pub(crate) _lock: Box<dyn Debug + Send + Sync>,
+    /// Last, so it runs after the state is freed (fields drop in order): see `sys::ReturnFreedMemory`.
+    pub(crate) freed: crate::sys::ReturnFreedMemory,
 }
 
 /// A record found at open that the running schema cannot read, though the database can: it holds an enum variant
@@ -398,8 +400,15 @@ impl Db {
     }
 }
 
+/// A database holding at least this many records returns its memory to the system when it closes.
+const RETURN_MEMORY_AT: usize = 100_000;
+
 impl Drop for Db {
     fn drop(&mut self) {
+        let records = self.inner.reader.with(|state| state.record_count());
+        if records >= RETURN_MEMORY_AT {
+            self.inner.freed.armed.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         self.inner.background.shutdown();
         for t in self.threads.drain(..) {
             let _ = t.join();

@@ -375,6 +375,7 @@ pub(crate) fn open(options: Options, dir: &Path, mut defs: Vec<TableDef>) -> Res
         unreadable,
         shared,
         _lock: lock,
+        freed: Default::default(),
     });
     let db = Db::start(inner);
     if !created.is_empty() || new_schema.is_some() {

@@ -106,6 +106,7 @@ pub(super) fn open(options: Options, dir: &Path) -> Result<(Db, Inspection)> {
         plans: Vec::new(),
         unreadable: Vec::new(),
         _lock: lock,
+        freed: Default::default(),
         shared,
     });
     Ok((Db::start(inner), view))

@@ -260,7 +260,9 @@ impl Snapshot {
             record_count: 0,
             table_counts: Default::default(),
         };
-        // First every block's bounds and checksum, in file order, up to the end block.
+        // First every block's bounds, in file order, up to the end block. A block that cannot be read stops the
+        // walk; its error is reported after the checksums of the blocks before it (and of itself, when its bounds
+        // hold), as a reader checking them one by one would.
         struct Stored {
             pos: usize,
             kind: u32,
@@ -269,26 +271,27 @@ impl Snapshot {
             len: usize,
         }
         let mut stored_blocks: Vec<Stored> = Vec::new();
+        let mut stopped: Option<Error> = None;
         let mut pos = HEADER_LEN;
         loop {
-            let h = bytes
-                .get(pos..pos + BLOCK_HEADER_LEN)
-                .ok_or_else(|| damaged(pos, "snapshot ends without its end block"))?;
+            let Some(h) = bytes.get(pos..pos + BLOCK_HEADER_LEN) else {
+                stopped = Some(damaged(pos, "snapshot ends without its end block"));
+                break;
+            };
             let len = u32::from_le_bytes(h[0..4].try_into().expect("4 bytes")) as usize;
             let kind = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
-            let stored = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
             let start = pos + BLOCK_HEADER_LEN;
-            let payload = bytes
-                .get(start..start + len)
-                .ok_or_else(|| damaged(pos, "snapshot block runs past the end of the file"))?;
-            if crc32c::crc32c_append(crc32c::crc32c(&h[0..8]), payload) != stored {
-                return Err(damaged(pos, "snapshot block checksum mismatch"));
+            if bytes.get(start..start + len).is_none() {
+                stopped = Some(damaged(pos, "snapshot block runs past the end of the file"));
+                break;
             }
             let Some(base) = seal::base_kind(kind) else {
-                return Err(damaged(
+                stored_blocks.push(Stored { pos, kind, base: u32::MAX, start, len });
+                stopped = Some(damaged(
                     pos,
                     "snapshot block stored in a way this build does not know; use a Cairn that reads it",
                 ));
+                break;
             };
             stored_blocks.push(Stored { pos, kind, base, start, len });
             if base == KIND_END {
@@ -296,32 +299,57 @@ impl Snapshot {
             }
             pos = start + len;
         }
-        // Then decode them (decrypt, decompress), on two threads when there is anything to decode: it is most of the
-        // cost of reading a sealed snapshot.
-        let decode = |(index, b): (usize, &Stored)| {
-            let place = Place::Block { snapshot: seq, index: index as u64 };
-            seal.open(b.kind, place, &bytes[b.start..b.start + b.len], path, b.pos as u64)
+        // Then, on two threads when there are many blocks, each block's checksum, its decoding (decrypt,
+        // decompress: most of the cost of reading a sealed snapshot) and the walk over its records (most of the
+        // cost of reading a plain one). The results are checked in file order below, so the first fault in the
+        // file is the one reported, whichever thread found it.
+        let checksum_ok = |b: &Stored| {
+            let h = &bytes[b.pos..b.pos + BLOCK_HEADER_LEN];
+            let stored = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
+            crc32c::crc32c_append(crc32c::crc32c(&h[0..8]), &bytes[b.start..b.start + b.len]) == stored
         };
-        let sealed = stored_blocks.iter().any(|b| b.kind != b.base);
-        let mut decoded: Vec<Result<std::borrow::Cow<'_, [u8]>>> = if sealed && stored_blocks.len() > 8 {
+        // `None` when the checksum fails; else the payload as it decoded, and the walk of a record block's payload.
+        type Done<'b> = Option<(Result<std::borrow::Cow<'b, [u8]>>, Option<BlockWalk>)>;
+        let work = |(index, b): (usize, &Stored)| -> Done<'_> {
+            if !checksum_ok(b) {
+                return None;
+            }
+            if b.base == u32::MAX {
+                return Some((Ok(std::borrow::Cow::Borrowed(&[][..])), None));
+            }
+            let place = Place::Block { snapshot: seq, index: index as u64 };
+            let payload = seal.open(b.kind, place, &bytes[b.start..b.start + b.len], path, b.pos as u64);
+            let walk = match &payload {
+                Ok(p) if b.base == KIND_RECORDS && index > 0 => Some(BlockWalk::of(p, version)),
+                _ => None,
+            };
+            Some((payload, walk))
+        };
+        let mut done: Vec<_> = if stored_blocks.len() > 8 {
             let half = stored_blocks.len() / 2;
             let (first, second) = stored_blocks.split_at(half);
             std::thread::scope(|s| {
-                let later =
-                    s.spawn(|| second.iter().enumerate().map(|(i, b)| decode((half + i, b))).collect::<Vec<_>>());
-                let mut all: Vec<_> = first.iter().enumerate().map(decode).collect();
+                let later = s.spawn(|| second.iter().enumerate().map(|(i, b)| work((half + i, b))).collect::<Vec<_>>());
+                let mut all: Vec<_> = first.iter().enumerate().map(work).collect();
                 all.extend(later.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
                 all
             })
         } else {
-            stored_blocks.iter().enumerate().map(decode).collect()
+            stored_blocks.iter().enumerate().map(work).collect()
         };
+        if let Some(b) = stored_blocks.iter().zip(&done).find_map(|(b, d)| d.is_none().then_some(b)) {
+            return Err(damaged(b.pos, "snapshot block checksum mismatch"));
+        }
+        if let Some(e) = stopped {
+            return Err(e);
+        }
         // Then check them in order.
         // The last record of the blocks before this one.
         let mut last_before: Option<(u32, Vec<u8>)> = None;
-        for (blocks, (b, payload)) in stored_blocks.iter().zip(decoded.drain(..)).enumerate() {
+        for (blocks, (b, result)) in stored_blocks.iter().zip(done.drain(..)).enumerate() {
             let blocks = blocks as u64;
             let Stored { pos, base, start, len, .. } = *b;
+            let (payload, walk) = result.expect("every checksum held");
             let payload = payload?;
             let decoded = matches!(payload, std::borrow::Cow::Owned(_));
             // Offsets inside a decoded payload are not file offsets: name the block instead.
@@ -341,20 +369,22 @@ impl Snapshot {
                     }
                 }
                 KIND_RECORDS if blocks > 0 => {
-                    let mut p = 0;
-                    let mut last: Option<(u32, &[u8])> = last_before.as_ref().map(|(t, k)| (*t, &k[..]));
-                    while p < payload.len() {
-                        let (table, _, key, _) = next_record(&payload, &mut p, version)
-                            .ok_or_else(|| damaged(at(p), "malformed snapshot record"))?;
-                        if last.is_some_and(|l| l >= (table, key)) {
-                            return Err(damaged(at(p), "snapshot records out of order"));
+                    let walk = walk.expect("record blocks are walked");
+                    if let (Some(l), Some((t, k, end))) = (&last_before, &walk.first) {
+                        if (l.0, &l.1[..]) >= (*t, &k[..]) {
+                            return Err(damaged(at(*end), "snapshot records out of order"));
                         }
-                        last = Some((table, key));
-                        snap.record_count += 1;
-                        *snap.table_counts.entry(table).or_default() += 1;
                     }
-                    let last = last.map(|(t, k)| (t, k.to_vec()));
-                    last_before = last;
+                    if let Some((p, what)) = walk.fault {
+                        return Err(damaged(at(p), what));
+                    }
+                    snap.record_count += walk.count;
+                    for (table, n) in walk.tables {
+                        *snap.table_counts.entry(table).or_default() += n;
+                    }
+                    if walk.last.is_some() {
+                        last_before = walk.last;
+                    }
                     let decoded = decoded.then(|| payload.into_owned());
                     snap.record_blocks.push(RecordBlock { at: pos, start, len, decoded });
                 }
@@ -376,7 +406,7 @@ impl Snapshot {
                 _ => return Err(damaged(pos, "unknown or misplaced snapshot block")),
             }
         }
-        drop(decoded);
+        drop(done);
         drop(stored_blocks);
         snap.bytes = bytes;
         Ok(snap)
@@ -413,6 +443,47 @@ impl Snapshot {
                 next_record(payload, &mut p, self.version).map(|(t, s, k, v)| (at, t, s, k, v))
             })
         })
+    }
+}
+
+/// What walking one record block's payload found: its records per table, its first and last key, and the first
+/// fault (offset in the payload, what), after which the walk stopped.
+struct BlockWalk {
+    count: u64,
+    /// Records per table id, in the order the tables appear (a handful of tables per block at most).
+    tables: Vec<(u32, u64)>,
+    /// The first record's table and key, and where it ends in the payload.
+    first: Option<(u32, Vec<u8>, usize)>,
+    last: Option<(u32, Vec<u8>)>,
+    fault: Option<(usize, &'static str)>,
+}
+
+impl BlockWalk {
+    fn of(payload: &[u8], version: u32) -> Self {
+        let mut w = BlockWalk { count: 0, tables: Vec::new(), first: None, last: None, fault: None };
+        let mut p = 0;
+        let mut last: Option<(u32, &[u8])> = None;
+        while p < payload.len() {
+            let Some((table, _, key, _)) = next_record(payload, &mut p, version) else {
+                w.fault = Some((p, "malformed snapshot record"));
+                break;
+            };
+            if last.is_some_and(|l| l >= (table, key)) {
+                w.fault = Some((p, "snapshot records out of order"));
+                break;
+            }
+            if last.is_none() {
+                w.first = Some((table, key.to_vec(), p));
+            }
+            last = Some((table, key));
+            w.count += 1;
+            match w.tables.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, n)) => *n += 1,
+                None => w.tables.push((table, 1)),
+            }
+        }
+        w.last = last.map(|(t, k)| (t, k.to_vec()));
+        w
     }
 }
 
@@ -473,6 +544,40 @@ mod tests {
         for cut in 0..good.len() {
             assert!(Snapshot::parse(&path, good[..cut].to_vec(), &Seal::plain()).is_err(), "cut at {cut}");
         }
+    }
+
+    /// A snapshot of many blocks is checked on two threads; its counts are whole, and of two damaged blocks the one
+    /// earlier in the file is reported, whichever thread checked it.
+    #[test]
+    fn many_blocks_are_counted_whole_and_the_first_damage_in_the_file_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<[u8; 4]> = (0..3_000u32).map(|i| i.to_be_bytes()).collect();
+        let value = vec![5u8; 1_000];
+        let mut records: Vec<(u32, &[u8], &[u8])> = keys.iter().map(|k| (1, &k[..], &value[..])).collect();
+        records.extend(keys[..10].iter().map(|k| (2, &k[..], &b"x"[..])));
+        let path = write(dir.path(), &records);
+        let good = std::fs::read(&path).unwrap();
+        let snap = Snapshot::parse(&path, good.clone(), &Seal::plain()).unwrap();
+        assert!(snap.record_block_count() > 16, "{} blocks", snap.record_block_count());
+        assert_eq!(snap.record_count, 3_010);
+        assert_eq!(snap.table_counts.iter().map(|(t, n)| (*t, *n)).collect::<Vec<_>>(), vec![(1, 3_000), (2, 10)]);
+        let got: Vec<(u32, Vec<u8>)> = snap.records().map(|(_, t, _, k, _)| (t, k.to_vec())).collect();
+        let want: Vec<(u32, Vec<u8>)> = records.iter().map(|(t, k, _)| (*t, k.to_vec())).collect();
+        assert_eq!(got, want);
+        let at = |i: usize| snap.record_blocks[i].at;
+        let (early, late) = (3, snap.record_block_count() - 2);
+        let offset_of = |flips: &[usize]| {
+            let mut bad = good.clone();
+            for &i in flips {
+                bad[at(i) + BLOCK_HEADER_LEN + 10] ^= 0x40;
+            }
+            match Snapshot::parse(&path, bad, &Seal::plain()).unwrap_err() {
+                Error::Corrupt(c) => c.offset as usize,
+                other => panic!("{other}"),
+            }
+        };
+        assert_eq!(offset_of(&[late]), at(late));
+        assert_eq!(offset_of(&[late, early]), at(early));
     }
 
     #[test]

@@ -163,6 +163,8 @@ pub(crate) trait TableStore: Any + Send + Sync {
     /// Puts a batch's records into this table.
     fn insert_batch(&mut self, batch: LoadBatch);
     fn clone_boxed(&self) -> Box<dyn TableStore>;
+    /// The number of records.
+    fn records(&self) -> usize;
     /// Makes room for `additional` more records (a hint; ordered tables ignore it).
     fn reserve(&mut self, additional: usize);
     /// The table's index at `i`, as its concrete store type (`index::UniqueStore` or `index::MultiStore`).
@@ -220,6 +222,10 @@ pub(crate) fn decode<T: DeserializeOwned + 'static>(bytes: &[u8], what: &'static
 }
 
 impl<S: Store> TableStore for S {
+    fn records(&self) -> usize {
+        Store::len(self)
+    }
+
     fn apply(&mut self, writes: &(dyn Any + Send + Sync)) {
         self.apply_writes(writes.downcast_ref::<S::Writes>().expect("write set type matches its table"));
     }

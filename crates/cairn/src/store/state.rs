@@ -21,6 +21,11 @@ impl State {
         State { tables, seq }
     }
 
+    /// The number of records in every table.
+    pub(crate) fn record_count(&self) -> usize {
+        self.tables.iter().map(|(_, t)| t.records()).sum()
+    }
+
     /// The table at `pos`, type-erased.
     pub(crate) fn store(&self, pos: usize) -> &dyn TableStore {
         &*self.tables[pos].1
