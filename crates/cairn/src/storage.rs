@@ -205,7 +205,10 @@ fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
     let len = file.metadata()?.len();
     let Ok(size) = usize::try_from(len) else { return fs::read(path) };
     if len < READ_IN_HALVES {
-        return fs::read(path);
+        // The file is open already: read it from here rather than opening it again.
+        let mut buf = Vec::with_capacity(size);
+        io::Read::read_to_end(&mut &file, &mut buf)?;
+        return Ok(buf);
     }
     // Zeroed by the allocator's fresh pages, not by a pass over them: the reads below are the first to touch them.
     let mut buf = vec![0u8; size];

@@ -270,6 +270,12 @@ impl Snapshot {
             start: usize,
             len: usize,
         }
+        // Whether the block at `pos`, with its payload at `start..start + len` (in bounds), has its checksum.
+        let checksum_ok = |pos: usize, start: usize, len: usize| {
+            let h = &bytes[pos..pos + BLOCK_HEADER_LEN];
+            let stored = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
+            crc32c::crc32c_append(crc32c::crc32c(&h[0..8]), &bytes[start..start + len]) == stored
+        };
         let mut stored_blocks: Vec<Stored> = Vec::new();
         let mut stopped: Option<Error> = None;
         let mut pos = HEADER_LEN;
@@ -286,11 +292,13 @@ impl Snapshot {
                 break;
             }
             let Some(base) = seal::base_kind(kind) else {
-                stored_blocks.push(Stored { pos, kind, base: u32::MAX, start, len });
-                stopped = Some(damaged(
-                    pos,
-                    "snapshot block stored in a way this build does not know; use a Cairn that reads it",
-                ));
+                // Its checksum first, as for every block: a damaged kind field is damage, not a newer format.
+                let what = if checksum_ok(pos, start, len) {
+                    "snapshot block stored in a way this build does not know; use a Cairn that reads it"
+                } else {
+                    "snapshot block checksum mismatch"
+                };
+                stopped = Some(damaged(pos, what));
                 break;
             };
             stored_blocks.push(Stored { pos, kind, base, start, len });
@@ -303,19 +311,11 @@ impl Snapshot {
         // decompress: most of the cost of reading a sealed snapshot) and the walk over its records (most of the
         // cost of reading a plain one). The results are checked in file order below, so the first fault in the
         // file is the one reported, whichever thread found it.
-        let checksum_ok = |b: &Stored| {
-            let h = &bytes[b.pos..b.pos + BLOCK_HEADER_LEN];
-            let stored = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
-            crc32c::crc32c_append(crc32c::crc32c(&h[0..8]), &bytes[b.start..b.start + b.len]) == stored
-        };
         // `None` when the checksum fails; else the payload as it decoded, and the walk of a record block's payload.
         type Done<'b> = Option<(Result<std::borrow::Cow<'b, [u8]>>, Option<BlockWalk>)>;
         let work = |(index, b): (usize, &Stored)| -> Done<'_> {
-            if !checksum_ok(b) {
+            if !checksum_ok(b.pos, b.start, b.len) {
                 return None;
-            }
-            if b.base == u32::MAX {
-                return Some((Ok(std::borrow::Cow::Borrowed(&[][..])), None));
             }
             let place = Place::Block { snapshot: seq, index: index as u64 };
             let payload = seal.open(b.kind, place, &bytes[b.start..b.start + b.len], path, b.pos as u64);
