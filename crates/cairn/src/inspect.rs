@@ -20,7 +20,7 @@ use crate::log::segment;
 use crate::schema::TableKind;
 use crate::seal::{self, EncryptionKey, Seal};
 use crate::snapshot::Snapshot;
-use crate::storage::{FsStorage, Storage};
+use crate::storage::{FsStorage, Storage, Waiting};
 
 /// A read-only view of a database directory's contents.
 #[derive(Debug)]
@@ -89,12 +89,12 @@ impl Inspection {
         }
         let seal = seal::load(storage, dir, seal::Settings::reading(key))?;
         let snap = match snapshots.last() {
-            Some((_, path)) => Some(Snapshot::read(storage, &seal, path)?),
+            Some((_, path)) => Some(Snapshot::read(storage, &seal, path, Waiting::Caller)?),
             None => None,
         };
         let snap_seq = snap.as_ref().map_or(0, |s| s.seq);
         segment::take_covered(&mut segments, snap_seq);
-        let bytes = scan::read_segments(storage, segments.iter().map(|(_, p)| p.as_path()))?;
+        let bytes = scan::read_segments(storage, segments.iter().map(|(_, p)| p.as_path()), Waiting::Caller)?;
         let data: Vec<SegmentData<'_>> =
             segments.iter().zip(&bytes).map(|((_, path), bytes)| SegmentData { path, bytes }).collect();
         let scanned = scan::scan(&data, snap_seq)?;

@@ -20,6 +20,12 @@ pub trait Storage: Send + Sync + Debug + 'static {
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
     /// Reads a whole file.
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Reads a whole file for a caller that waits on it (opening a database), on more than one thread where that
+    /// is faster. Background work (a compaction) uses [`Storage::read_all`], so that it takes one core from the
+    /// application and no more. The default is `read_all`.
+    fn read_all_now(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.read_all(path)
+    }
     /// Renames `from` to `to`, replacing `to`. A backup also renames a directory, onto a missing or empty one.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.
@@ -91,6 +97,10 @@ impl Storage for FsStorage {
     }
 
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
+    }
+
+    fn read_all_now(&self, path: &Path) -> io::Result<Vec<u8>> {
         read_whole(path)
     }
 
@@ -191,6 +201,26 @@ impl StorageFile for FsFile {
     }
 }
 
+/// Who waits while a whole file is read: the application (an open, an inspection, a catch-up from a snapshot in
+/// shared mode), or nobody (a compaction, which runs beside the application's threads and so takes one core and no
+/// more: reading and checking the old snapshot on two threads slowed the commits running beside it, see
+/// ARCHITECTURE.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Waiting {
+    Caller,
+    Nobody,
+}
+
+impl Waiting {
+    /// Reads the whole file at `path` as this waiting calls for.
+    pub(crate) fn read_all(self, storage: &dyn Storage, path: &Path) -> io::Result<Vec<u8>> {
+        match self {
+            Waiting::Caller => storage.read_all_now(path),
+            Waiting::Nobody => storage.read_all(path),
+        }
+    }
+}
+
 /// Files at least this large are read by two threads at once (`read_whole`).
 const READ_IN_HALVES: u64 = 32 << 20;
 
@@ -251,12 +281,12 @@ mod read_tests {
         let len = READ_IN_HALVES as usize + 12_345;
         let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8 ^ (i >> 20) as u8).collect();
         std::fs::write(&path, &bytes).unwrap();
-        let read = FsStorage.read_all(&path).unwrap();
+        let read = FsStorage.read_all_now(&path).unwrap();
         assert_eq!(read.len(), len);
         assert!(read == bytes, "the file read back differs");
         let small = dir.path().join("small");
         std::fs::write(&small, b"abc").unwrap();
-        assert_eq!(FsStorage.read_all(&small).unwrap(), b"abc");
-        assert_eq!(FsStorage.read_all(&dir.path().join("missing")).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(FsStorage.read_all_now(&small).unwrap(), b"abc");
+        assert_eq!(FsStorage.read_all_now(&dir.path().join("missing")).unwrap_err().kind(), io::ErrorKind::NotFound);
     }
 }

@@ -206,6 +206,11 @@ impl Storage for Recording {
         self.fs.read_all(path)
     }
 
+    fn read_all_now(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.note("read_all_now", path);
+        self.fs.read_all_now(path)
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.note("rename", from);
         self.fs.rename(from, to)
@@ -233,6 +238,41 @@ fn open_recorded(dir: &Path, key: Option<EncryptionKey>) -> (cairn::Result<Vault
         None => builder.open(dir),
     };
     (opened, storage.touched())
+}
+
+/// An open (which the caller waits for) reads its snapshot and segments with `read_all_now`, which may use more than
+/// one thread; a compaction (which runs beside the application) reads the old snapshot and the closed segments with
+/// `read_all`, one thread.
+#[test]
+fn an_open_reads_files_with_read_all_now_and_a_compaction_with_read_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Recording::default();
+    let opening = || Vault::builder().storage(Arc::new(storage.clone())).compact_after(None).open(dir.path()).unwrap();
+    let reads = |from: usize, ext: &str| -> Vec<&'static str> {
+        let touched = storage.touched();
+        touched[from..]
+            .iter()
+            .filter(|(what, p)| what.starts_with("read_all") && p.extension().is_some_and(|e| e == ext))
+            .map(|(what, _)| *what)
+            .collect()
+    };
+    let db = opening();
+    for round in 0..2u64 {
+        for i in 0..100 {
+            db.whisper_names.insert(format!("name-{round}-{i}"), i).unwrap();
+        }
+        let from = storage.touched().len();
+        db.compact().unwrap();
+        assert_eq!(reads(from, "log"), ["read_all"], "round {round}: the closed segment, read by the compaction");
+        let snap = if round == 0 { vec![] } else { vec!["read_all"] };
+        assert_eq!(reads(from, "snap"), snap, "round {round}: the base snapshot, read by the compaction");
+    }
+    drop(db);
+    let from = storage.touched().len();
+    let db = opening();
+    assert_eq!(reads(from, "snap"), ["read_all_now"], "the open reads its snapshot with read_all_now");
+    assert!(reads(from, "log").iter().all(|w| *w == "read_all_now"), "and its segments too");
+    assert_eq!(db.whisper_names.get(&"name-1-99".to_string()), Some(99));
 }
 
 #[test]

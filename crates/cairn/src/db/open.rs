@@ -21,7 +21,7 @@ use crate::options::{Mode, Options};
 use crate::schema::TableDef;
 use crate::seal::{self, Seal};
 use crate::snapshot::{self, CatalogEntry, Snapshot};
-use crate::storage::Storage;
+use crate::storage::{Storage, Waiting};
 use crate::store::read::Reader;
 use crate::store::state::State;
 use crate::store::{DecodeFailure, FailureKind, LoadBatch, TableStore};
@@ -55,14 +55,14 @@ pub(crate) fn read_base(storage: &dyn Storage, dir: &Path, seal: &Seal) -> Resul
         storage.remove(tmp).map_err(|e| Error::io("remove leftover temporary file", tmp, e))?;
     }
     let snap = match listing.snapshots.last() {
-        Some((_, path)) => Some(Snapshot::read(storage, seal, path)?),
+        Some((_, path)) => Some(Snapshot::read(storage, seal, path, Waiting::Caller)?),
         None => None,
     };
     let snap_seq = snap.as_ref().map_or(0, |s| s.seq);
     let mut obsolete: Vec<PathBuf> = listing.snapshots.iter().rev().skip(1).map(|(_, p)| p.clone()).collect();
     let mut segments = listing.segments;
     obsolete.extend(segment::take_covered(&mut segments, snap_seq));
-    let bytes = scan::read_segments(storage, segments.iter().map(|(_, p)| p.as_path()))?;
+    let bytes = scan::read_segments(storage, segments.iter().map(|(_, p)| p.as_path()), Waiting::Caller)?;
     Ok(Base { snap, obsolete, segments, bytes })
 }
 

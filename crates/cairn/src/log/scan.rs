@@ -61,10 +61,11 @@ impl FrameAt {
 pub(crate) fn read_segments<'p>(
     storage: &dyn crate::storage::Storage,
     paths: impl IntoIterator<Item = &'p Path>,
+    waiting: crate::storage::Waiting,
 ) -> crate::error::Result<Vec<Vec<u8>>> {
     paths
         .into_iter()
-        .map(|p| storage.read_all(p).map_err(|e| crate::error::Error::io("read log segment", p, e)))
+        .map(|p| waiting.read_all(storage, p).map_err(|e| crate::error::Error::io("read log segment", p, e)))
         .collect()
 }
 

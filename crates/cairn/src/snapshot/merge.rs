@@ -16,7 +16,7 @@ use crate::error::{Corruption, Result};
 use crate::log::record::{self, Op};
 use crate::log::scan::{self, SegmentData};
 use crate::seal::Seal;
-use crate::storage::Storage;
+use crate::storage::{Storage, Waiting};
 
 /// A table id and an encoded key.
 type TableKey<'a> = (u32, &'a [u8]);
@@ -42,10 +42,10 @@ pub(crate) fn fold(
     segments: &[PathBuf],
     upto: u64,
 ) -> Result<Folded> {
-    let old = old.map(|p| Snapshot::read(storage, seal, p)).transpose()?;
+    let old = old.map(|p| Snapshot::read(storage, seal, p, Waiting::Nobody)).transpose()?;
     let after = old.as_ref().map_or(0, |s| s.seq);
     let mut catalog = old.as_ref().map(|s| s.catalog.clone()).unwrap_or_default();
-    let bytes = scan::read_segments(storage, segments.iter().map(PathBuf::as_path))?;
+    let bytes = scan::read_segments(storage, segments.iter().map(PathBuf::as_path), Waiting::Nobody)?;
     let data: Vec<SegmentData<'_>> =
         segments.iter().zip(&bytes).map(|(path, bytes)| SegmentData { path, bytes }).collect();
     let scanned = scan::scan(&data, after)?;

@@ -30,7 +30,7 @@ use crate::format::{get_bytes, get_varint, put_bytes, put_varint, FORMAT_VERSION
 use crate::log::record::{self, Op};
 use crate::schema::TableKind;
 use crate::seal::{self, Place, Seal};
-use crate::storage::{Storage, StorageFile};
+use crate::storage::{Storage, StorageFile, Waiting};
 
 /// Magic bytes at the start of every snapshot.
 pub(crate) const MAGIC: &[u8; 8] = b"CAIRNSNP";
@@ -223,12 +223,18 @@ impl RecordBlock {
 impl Snapshot {
     /// Reads and verifies the snapshot at `path`: every checksum, the record count, the order of records; blocks
     /// are decoded as `seal` reads them.
-    pub(crate) fn read(storage: &dyn Storage, seal: &Seal, path: &Path) -> Result<Self> {
-        let bytes = storage.read_all(path).map_err(|e| Error::io("read snapshot", path, e))?;
-        Self::parse(path, bytes, seal)
+    /// For a caller that waits (`Waiting::Caller`), the file is read and its blocks checked on two threads.
+    pub(crate) fn read(storage: &dyn Storage, seal: &Seal, path: &Path, waiting: Waiting) -> Result<Self> {
+        let bytes = waiting.read_all(storage, path).map_err(|e| Error::io("read snapshot", path, e))?;
+        Self::parse_for(path, bytes, seal, waiting)
     }
 
+    /// Checks and decodes a snapshot's bytes, on two threads.
     pub(crate) fn parse(path: &Path, bytes: Vec<u8>, seal: &Seal) -> Result<Self> {
+        Self::parse_for(path, bytes, seal, Waiting::Caller)
+    }
+
+    fn parse_for(path: &Path, bytes: Vec<u8>, seal: &Seal, waiting: Waiting) -> Result<Self> {
         let damaged =
             |offset: usize, what: &str| -> Error { Corruption::new(path, offset as u64, what.to_string()).into() };
         let header = bytes.get(..HEADER_LEN).ok_or_else(|| damaged(0, "snapshot shorter than its header"))?;
@@ -325,7 +331,7 @@ impl Snapshot {
             };
             Some((payload, walk))
         };
-        let mut done: Vec<_> = if stored_blocks.len() > 8 {
+        let mut done: Vec<_> = if stored_blocks.len() > 8 && waiting == Waiting::Caller {
             let half = stored_blocks.len() / 2;
             let (first, second) = stored_blocks.split_at(half);
             std::thread::scope(|s| {
@@ -520,7 +526,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let big = vec![7u8; 100_000];
         let path = write(dir.path(), &[(1, b"a", b"1"), (1, b"b", &big), (2, b"a", b"")]);
-        let snap = Snapshot::read(&FsStorage, &Seal::plain(), &path).unwrap();
+        let snap = Snapshot::read(&FsStorage, &Seal::plain(), &path, Waiting::Caller).unwrap();
         assert_eq!(snap.seq, 9);
         assert_eq!(snap.catalog[0].name, "a");
         assert_eq!(snap.schemas, vec![(3, b"description".to_vec())]);

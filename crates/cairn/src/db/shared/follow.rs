@@ -183,7 +183,8 @@ impl Inner {
             if seq < needed {
                 return Err(missing());
             }
-            let snap = match Snapshot::read(&*self.storage, &self.pipeline.seal, &path) {
+            let snap = match Snapshot::read(&*self.storage, &self.pipeline.seal, &path, crate::storage::Waiting::Caller)
+            {
                 Err(e) if gone(&e) && attempt < 5 => continue,
                 r => r?,
             };
