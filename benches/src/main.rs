@@ -142,7 +142,16 @@ fn parent(args: &Args) -> Res<()> {
                 args.runs,
                 started.elapsed().as_secs_f64()
             );
-            let mut child = Command::new(&exe)
+            let mut cmd = Command::new(&exe);
+            if engine == "raw" {
+                // The raw limit writes Cairn's snapshot bytes over the time Cairn's compaction took, in this run.
+                let of = |op: &str| all.iter().find_map(|m| m.value_of(run, "cairn", op));
+                if let (Some(secs), Some(mib)) = (of("compaction_under_commits"), of("size_after_compaction_apparent"))
+                {
+                    cmd.env(engines::raw::FOLD_ENV, format!("{secs},{mib}"));
+                }
+            }
+            let mut child = cmd
                 .args(["--child", engine])
                 .args(["--records", &args.records.to_string(), "--reads", &args.reads.to_string()])
                 .args(["--seed", &args.seed.to_string()])

@@ -22,6 +22,11 @@ pub struct Measurement {
 }
 
 impl Measurement {
+    /// The value of `op` for `engine` in run `run`, when this is it.
+    pub fn value_of(&self, run: usize, engine: &str, op: &str) -> Option<f64> {
+        (self.run == run && self.engine == engine && self.op == op).then_some(self.value).flatten()
+    }
+
     pub fn parse(line: &str, run: usize) -> Option<Measurement> {
         let v: Value = serde_json::from_str(line).ok()?;
         Some(Measurement {
@@ -365,6 +370,18 @@ impl Report {
                 ratio("cairn", "commit_p50", "raw", "commit_p50"),
             ),
             (
+                "durable commit p50 with no compaction beside (after step 9), Cairn / raw",
+                "info",
+                Box::new(|x| x <= 1.3),
+                ratio("cairn", "commit_p50_quiet", "raw", "commit_p50"),
+            ),
+            (
+                "durable commit p50 during a compaction, Cairn / raw beside the same bytes written",
+                "info",
+                Box::new(|x| x <= 1.3),
+                ratio("cairn", "commit_p50_during_compaction", "raw", "commit_p50_during_compaction"),
+            ),
+            (
                 "durable commit p50, Cairn / fjall",
                 "<= 1.0",
                 Box::new(|x| x <= 1.0),
@@ -432,6 +449,12 @@ impl Report {
                 "< 5",
                 Box::new(|x| x < 5.0),
                 Box::new(v("cairn", "commit_max_during_compaction")),
+            ),
+            (
+                "worst commit of raw append+fdatasync beside Cairn's snapshot bytes written in its time, ms",
+                "info",
+                Box::new(|x| x < 5.0),
+                Box::new(v("raw", "commit_max_during_compaction")),
             ),
         ];
         let mut lines = Vec::new();
