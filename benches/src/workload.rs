@@ -138,8 +138,11 @@ impl Workload {
     }
 
     /// An endless source of fresh records for the commits timed during a compaction.
-    pub fn fresh(&self) -> Fresh {
-        Fresh { rng: ChaCha8Rng::seed_from_u64(self.seed ^ 0x5eed_f00d), key: [0; KEY], val: vec![0; VAL] }
+    /// Records not in the workload, as many as asked for: `stream` 0 for the commits during compaction, 1 for the
+    /// quiet commits after it (distinct keys: native_db refuses to insert a key twice).
+    pub fn fresh(&self, stream: u64) -> Fresh {
+        let seed = self.seed ^ 0x5eed_f00d ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        Fresh { rng: ChaCha8Rng::seed_from_u64(seed), key: [0; KEY], val: vec![0; VAL] }
     }
 }
 

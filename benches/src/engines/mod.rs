@@ -86,7 +86,12 @@ pub fn run<E: Engine>(w: &Workload, root: &Path) -> Res<()> {
     out.size("size_after_load", &dir.0);
 
     // 2. Single-record durable commits, each timed.
-    let mut lat = single_commits(&db, w)?;
+    let mut lat = Vec::with_capacity(w.single().len());
+    for (k, v) in w.single().iter() {
+        let t = Instant::now();
+        db.commit_one(k, v)?;
+        lat.push(t.elapsed());
+    }
     let total: Duration = lat.iter().sum();
     let lat_in_order = lat.clone();
     lat.sort();
@@ -160,9 +165,16 @@ pub fn run<E: Engine>(w: &Workload, root: &Path) -> Res<()> {
         Compaction::Done => {
             out.val("compaction", secs(d), "s");
             out.size("size_after_compaction", &dir.0);
-            // The same single commits again (as updates), now that no compaction runs beside them: step 2 follows
-            // the bulk load, whose compaction an engine may run in the background meanwhile.
-            let mut lat = single_commits(&db, w)?;
+            // As many single commits again, of new records, now that no compaction runs beside them: step 2
+            // follows the bulk load, whose compaction an engine may run in the background meanwhile.
+            let mut fresh = w.fresh(1);
+            let mut lat = Vec::with_capacity(w.single().len());
+            for _ in 0..w.single().len() {
+                fresh.next();
+                let t = Instant::now();
+                db.commit_one(&fresh.key, &fresh.val)?;
+                lat.push(t.elapsed());
+            }
             lat.sort();
             out.val("commit_p50_quiet", percentile(&lat, 50.0).as_secs_f64() * 1e6, "µs");
         }
@@ -191,17 +203,6 @@ pub fn run<E: Engine>(w: &Workload, root: &Path) -> Res<()> {
     }
     drop(db);
     Ok(())
-}
-
-/// Each of the workload's single records in its own durable commit; the latencies in commit order.
-fn single_commits<E: Engine>(db: &E, w: &Workload) -> Res<Vec<Duration>> {
-    let mut lat = Vec::with_capacity(w.single().len());
-    for (k, v) in w.single().iter() {
-        let t = Instant::now();
-        db.commit_one(k, v)?;
-        lat.push(t.elapsed());
-    }
-    Ok(lat)
 }
 
 /// How often the read and scan steps repeat in one process: the best repetition is reported (the machine's noise
@@ -252,7 +253,7 @@ pub fn scan_step(out: &Out, w: &Workload, scan: impl Fn() -> Res<(u64, u64)>) ->
 fn during_compaction<E: Engine>(out: &Out, db: &E, w: &Workload) -> Res<()> {
     const OP: &str = "commit_max_during_compaction";
     let done = AtomicBool::new(false);
-    let mut fresh = w.fresh();
+    let mut fresh = w.fresh(0);
     let mut lat = Vec::new();
     let (compaction, d) = std::thread::scope(|s| {
         let t = Instant::now();

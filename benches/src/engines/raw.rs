@@ -134,7 +134,7 @@ fn during_write(out: &Out, log: &Log, w: &Workload, dir: &Path) -> Res<()> {
     let path = dir.join("fold");
     let file = File::options().create(true).truncate(true).write(true).open(&path)?;
     let done = std::sync::atomic::AtomicBool::new(false);
-    let mut fresh = w.fresh();
+    let mut fresh = w.fresh(0);
     let mut lat = Vec::new();
     let written = std::thread::scope(|s| -> Res<Duration> {
         let writer = s.spawn(|| -> Res<Duration> {
