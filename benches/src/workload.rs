@@ -137,8 +137,7 @@ impl Workload {
         &self.keys[..self.n / 2]
     }
 
-    /// An endless source of fresh records for the commits timed during a compaction.
-    /// Records not in the workload, as many as asked for: `stream` 0 for the commits during compaction, 1 for the
+    /// An endless source of records not in the workload, `stream` 0 for the commits during compaction, 1 for the
     /// quiet commits after it (distinct keys: native_db refuses to insert a key twice).
     pub fn fresh(&self, stream: u64) -> Fresh {
         let seed = self.seed ^ 0x5eed_f00d ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15);

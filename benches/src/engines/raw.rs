@@ -148,7 +148,7 @@ fn during_write(out: &Out, log: &Log, w: &Workload, dir: &Path) -> Res<()> {
                     if at - synced >= MIB {
                         file.sync_data()?;
                         synced = at;
-                        // Spread over `secs`: wait until this MiB's share of the time has passed.
+                        // Spread over `span` seconds: wait until this MiB's share of the time has passed.
                         let due = Duration::from_secs_f64(span * at as f64 / bytes as f64);
                         if let Some(wait) = due.checked_sub(t.elapsed()) {
                             std::thread::sleep(wait);
