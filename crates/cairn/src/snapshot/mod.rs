@@ -223,13 +223,14 @@ impl RecordBlock {
 impl Snapshot {
     /// Reads and verifies the snapshot at `path`: every checksum, the record count, the order of records; blocks
     /// are decoded as `seal` reads them.
-    /// For a caller that waits (`Waiting::Caller`), the file is read and its blocks checked on two threads.
+    /// For a caller that waits (`Waiting::Caller`), a large file is read, and a snapshot of many blocks checked, on
+    /// two threads.
     pub(crate) fn read(storage: &dyn Storage, seal: &Seal, path: &Path, waiting: Waiting) -> Result<Self> {
         let bytes = waiting.read_all(storage, path).map_err(|e| Error::io("read snapshot", path, e))?;
         Self::parse_for(path, bytes, seal, waiting)
     }
 
-    /// Checks and decodes a snapshot's bytes, on two threads.
+    /// Checks and decodes a snapshot's bytes, as for a caller that waits (on two threads past 8 blocks).
     pub(crate) fn parse(path: &Path, bytes: Vec<u8>, seal: &Seal) -> Result<Self> {
         Self::parse_for(path, bytes, seal, Waiting::Caller)
     }

@@ -4,8 +4,9 @@
 //! on its first read. The reader of the database this thread read last is also kept in a second thread-local, a
 //! plain pair of pointers with no destructor, so the common read (the same database as the previous one) costs two
 //! thread-local loads and a comparison, then the reader's two plain stores and the table lookup itself. Each reader
-//! counts its nesting, so `in_read` knows whether the thread is inside a read closure, and a write from there (which
-//! would wait for the thread's own read to end) fails instead of deadlocking.
+//! knows whether it is inside a read (its slot counter is odd then), so `in_read` knows whether the thread is inside
+//! a read closure, and a write from there (which would wait for the thread's own read to end) fails instead of
+//! deadlocking.
 
 #![allow(unsafe_code)]
 
