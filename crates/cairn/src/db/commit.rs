@@ -63,6 +63,11 @@ impl Frame {
     }
 }
 
+/// A committer counted by group commit ([`Pipeline::begin`]).
+pub(crate) struct Committer<'a>(
+    #[allow(dead_code, reason = "counted while it lives")] group::Active<'a, Frames, Publisher>,
+);
+
 /// The frames of one batch, as the chunks one write each: small frames are copied into shared chunks, large payloads
 /// are written from their own buffer.
 #[derive(Default)]
@@ -107,6 +112,10 @@ impl Batch for Frames {
         }
         self.committed.push(frame.committed);
         self.sync |= frame.sync;
+    }
+
+    fn syncs(&self) -> bool {
+        self.sync
     }
 }
 
@@ -210,10 +219,18 @@ impl Pipeline {
         self.group.enqueue(seq, frame).map_err(|f| self.failed(f))
     }
 
+    /// Counts a committer for group commit until the value drops: a leader fills its batch with the committers
+    /// counted (`db::group`). Taken before the writer lock.
+    pub(crate) fn begin(&self) -> Committer<'_> {
+        Committer(self.group.begin())
+    }
+
     /// Waits until transaction `seq` is published, leading a flush if nobody else is. Returns what the flush it led
-    /// (if any) reported, so the caller can trigger compaction.
-    pub(crate) fn wait(&self, seq: u64) -> Result<Option<Flushed>> {
-        self.group.wait(seq, |p, frames, upto| self.flush(p, frames, upto)).map_err(|e| match e {
+    /// (if any) reported, so the caller can trigger compaction. A leader fills its batch first if `fill`: false
+    /// where the waiter holds a lock the committers counted need before they can queue (the writer lock, shared
+    /// mode's lock across processes), which would only make it wait out `group::FILL_WAIT`.
+    pub(crate) fn wait(&self, seq: u64, fill: bool) -> Result<Option<Flushed>> {
+        self.group.wait(seq, fill, |p, frames, upto| self.flush(p, frames, upto)).map_err(|e| match e {
             Unpublished::Flush(e) => e,
             Unpublished::Failed(f) => self.failed(f),
         })

@@ -131,6 +131,7 @@ impl Inner {
         if txn::in_transaction() {
             return Err(Error::WriteInsideTransaction.into());
         }
+        let _committer = self.pipeline.begin();
         let mut writer = self.writer.lock();
         // Shared mode: the writer lock is held until the commit is published and counted, so transactions of all
         // processes run one at a time, each after catching up with all before it.
@@ -174,7 +175,9 @@ impl Inner {
         writer.next_seq += 1;
         writer.pending.push(committed);
         drop(writer);
-        if let Some(flushed) = self.pipeline.wait(seq)? {
+        // Shared mode holds the lock across processes until this commit is published, so no other committer of this
+        // process can queue meanwhile: no batch to fill.
+        if let Some(flushed) = self.pipeline.wait(seq, self.shared.is_none())? {
             if self.compact_after.is_some_and(|limit| flushed.log_bytes >= limit) {
                 self.background.request_compaction();
             }

@@ -93,7 +93,8 @@ impl Payload {
         }
         if self.spill.is_none() {
             if let Some(seq) = pending_last {
-                pipeline.wait(seq)?;
+                // This transaction holds the writer lock: no committer can queue before it is done.
+                pipeline.wait(seq, false)?;
             }
             let p = pipeline.publisher();
             pipeline.check()?;
