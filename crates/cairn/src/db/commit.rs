@@ -63,7 +63,8 @@ impl Frame {
     }
 }
 
-/// A committer counted by group commit ([`Pipeline::begin`]).
+/// A committer counted by group commit ([`Pipeline::begin`]); a wrapper, so callers need not name the private batch
+/// type.
 pub(crate) struct Committer<'a>(
     #[allow(dead_code, reason = "counted while it lives")] group::Active<'a, Frames, Publisher>,
 );

@@ -403,6 +403,14 @@ mod tests {
     /// release-sequence bug described in `Reader::read`.
     const PUBLISHES: u64 = 2;
 
+    /// Publishes the pair `(i, i)`, changing its halves one at a time.
+    fn publish_pair(writer: &mut Writer<(u64, u64)>, i: u64) {
+        writer.publish(|p| {
+            p.0 = i;
+            p.1 = i;
+        });
+    }
+
     #[test]
     fn loom_readers_never_see_a_copy_being_changed() {
         loom::model(|| {
@@ -419,10 +427,7 @@ mod tests {
                 })
             };
             for i in 1..=PUBLISHES {
-                writer.publish(|p| {
-                    p.0 = i;
-                    p.1 = i;
-                });
+                publish_pair(&mut writer, i);
             }
             reading.join().unwrap();
             assert_eq!(writer.read(|p| *p), (PUBLISHES, PUBLISHES));
@@ -446,10 +451,7 @@ mod tests {
                 })
             };
             for i in 1..=PUBLISHES {
-                writer.publish(|p| {
-                    p.0 = i;
-                    p.1 = i;
-                });
+                publish_pair(&mut writer, i);
                 assert_eq!(own.read(|p| *p), (i, i));
             }
             reading.join().unwrap();
