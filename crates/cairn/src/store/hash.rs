@@ -1,4 +1,4 @@
-//! Hash tables: a `hashbrown::HashTable` of shared entries, hashed with foldhash.
+//! Hash tables: a `hashbrown::HashTable` of shared entries, hashed with `hasher::Seeds`.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -12,7 +12,7 @@ use super::index::Indexes;
 use super::{Shared, Store, WriteSet};
 use crate::schema::TableKind;
 
-type Hasher = foldhash::fast::RandomState;
+type Hasher = super::hasher::Seeds;
 
 /// The records of a hash table.
 pub(crate) struct HashStore<K, V> {

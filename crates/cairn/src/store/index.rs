@@ -49,7 +49,7 @@ impl<T: Hash + Ord + Clone + Debug + Send + Sync + 'static> IndexKey for T {}
 /// An index's map from index key to `T`: a hash map, or a B-tree for an index declared `ordered`.
 #[derive(Clone)]
 pub(crate) enum Map<IK, T> {
-    Hash(hashbrown::HashMap<IK, T, foldhash::fast::RandomState>),
+    Hash(hashbrown::HashMap<IK, T, super::hasher::Seeds>),
     Ordered(BTreeMap<IK, T>),
 }
 

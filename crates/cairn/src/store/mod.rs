@@ -8,6 +8,7 @@
 //! sees half of a transaction. ARCHITECTURE.md records the measurements behind this choice.
 
 pub(crate) mod hash;
+pub(crate) mod hasher;
 pub(crate) mod index;
 pub(crate) mod ordered;
 pub(crate) mod publish;
