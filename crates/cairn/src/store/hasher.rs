@@ -75,20 +75,31 @@ impl KeyHasher {
         self.acc = fold(self.acc ^ x, self.k1);
     }
 
-    /// More than 32 bytes: 32 at a time in two lanes, then the last 32 (overlapping what came before).
+    /// The two lanes' starting states for a byte string, from the (length-turned) state `acc`.
+    #[inline(always)]
+    fn lanes_from(&self, acc: u64) -> (u64, u64) {
+        (acc, acc.rotate_left(32) ^ self.k2)
+    }
+
+    /// One step of the two lanes over four words of `bytes` (at the offsets `[a, a', b, b']`): each lane XORs one
+    /// word into its state and one into its seed, then folds.
+    #[inline(always)]
+    fn lanes(&self, (a, b): (u64, u64), bytes: &[u8], [ia, ja, ib, jb]: [usize; 4]) -> (u64, u64) {
+        (fold(a ^ word(bytes, ia), self.k1 ^ word(bytes, ja)), fold(b ^ word(bytes, ib), self.k2 ^ word(bytes, jb)))
+    }
+
+    /// More than 32 bytes: 32 at a time, then the last 32 (overlapping what came before).
     #[inline(never)]
-    fn long(&mut self, bytes: &[u8]) {
-        let (mut a, mut b) = (self.acc, self.acc.rotate_left(32) ^ self.k2);
+    fn long(&self, acc: u64, bytes: &[u8]) -> u64 {
+        let mut lanes = self.lanes_from(acc);
         let mut at = 0;
         while bytes.len() - at > 32 {
-            a = fold(a ^ word(bytes, at), self.k1 ^ word(bytes, at + 16));
-            b = fold(b ^ word(bytes, at + 8), self.k2 ^ word(bytes, at + 24));
+            lanes = self.lanes(lanes, bytes, [at, at + 16, at + 8, at + 24]);
             at += 32;
         }
         let end = bytes.len() - 32;
-        a = fold(a ^ word(bytes, end), self.k1 ^ word(bytes, end + 16));
-        b = fold(b ^ word(bytes, end + 8), self.k2 ^ word(bytes, end + 24));
-        self.acc = a ^ b;
+        let (a, b) = self.lanes(lanes, bytes, [end, end + 16, end + 8, end + 24]);
+        a ^ b
     }
 }
 
@@ -108,15 +119,10 @@ impl Hasher for KeyHasher {
             4..=8 => fold(acc ^ half(bytes, 0), self.k1 ^ half(bytes, len - 4)),
             9..=16 => fold(acc ^ word(bytes, 0), self.k1 ^ word(bytes, len - 8)),
             17..=32 => {
-                let a = fold(acc ^ word(bytes, 0), self.k1 ^ word(bytes, len - 16));
-                let b = fold(acc.rotate_left(32) ^ self.k2 ^ word(bytes, 8), self.k2 ^ word(bytes, len - 8));
+                let (a, b) = self.lanes(self.lanes_from(acc), bytes, [0, len - 16, 8, len - 8]);
                 a ^ b
             }
-            _ => {
-                self.acc = acc;
-                self.long(bytes);
-                self.acc
-            }
+            _ => self.long(acc, bytes),
         };
     }
 
