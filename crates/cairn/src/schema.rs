@@ -163,7 +163,36 @@ impl TableDef {
             describe: || {
                 Ok((describe::<S::K>().map_err(|e| ("key", e))?, describe::<S::V>().map_err(|e| ("value", e))?))
             },
-            make: Arc::new(move || Box::new(S::with_indexes(protos.clone()))),
+            make: {
+                // Drawn once per table each time a database opens: every store made for it shares them.
+                let seeds = crate::store::hasher::Seeds::default();
+                Arc::new(move || Box::new(S::with_indexes(protos.clone(), &seeds)))
+            },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::any::Any;
+
+    use super::TableDef;
+    use crate::store::hash::HashStore;
+
+    fn seeds(store: &dyn crate::store::TableStore) -> crate::store::hasher::Seeds {
+        (store as &dyn Any).downcast_ref::<HashStore<u64, u64>>().expect("a hash table's store").seeds().clone()
+    }
+
+    /// A table handle hashes with seeds it copied when it was made (`table.rs`), so every store made for one table
+    /// of one open database (both copies, a reload from another process's snapshot) must hash alike; another
+    /// open of the same schema draws its own, so copying one database's table into another's is not pathological.
+    #[test]
+    fn every_store_made_for_a_table_hashes_alike_and_each_open_draws_its_own() {
+        let def = TableDef::hash::<u64, u64>("t", Vec::new());
+        let (first, second) = ((def.make)(), (def.make)());
+        assert_eq!(seeds(&*first), seeds(&*second));
+        assert_eq!(seeds(&*first), seeds(&*first.clone_boxed()));
+        let other = TableDef::hash::<u64, u64>("t", Vec::new());
+        assert_ne!(seeds(&*first), seeds(&*(other.make)()));
     }
 }

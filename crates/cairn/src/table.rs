@@ -7,7 +7,7 @@
 
 use std::borrow::Borrow;
 use std::fmt;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::ops::RangeBounds;
 use std::sync::Arc;
@@ -79,19 +79,24 @@ impl<K, V> fmt::Debug for Iter<K, V> {
 macro_rules! define_table {
     (
         $(#[$doc:meta])*
-        $name:ident, $(#[$rdoc:meta])* $read:ident, $store:ident, $txn:ident,
+        $name:ident, $(#[$rdoc:meta])* $read:ident, $store:ident, $txn:ident, $seeds:ty,
         key: [$($kb:tt)+], lookup: [$($qb:tt)+]
     ) => {
         $(#[$doc])*
         pub struct $name<K, V> {
             pub(crate) inner: Arc<Inner>,
             pub(crate) pos: usize,
+            /// The table's seeds (every store of it in this database has the same: `hasher::Seeds`), so that a
+            /// lookup hashes its key while it finds the table instead of after (ARCHITECTURE.md, issue 3).
+            seeds: $seeds,
             _types: PhantomData<fn() -> (K, V)>,
         }
 
-        impl<K, V> FromDb for $name<K, V> {
+        impl<K: Key + $($kb)+, V: Value> FromDb for $name<K, V> {
+            /// Checks the table's store type once, here, so that reads need not (`with`), and copies its seeds.
             fn from_db(db: &crate::Db, pos: usize) -> Self {
-                $name { inner: db.inner.clone(), pos, _types: PhantomData }
+                let seeds = db.inner.read(|state| state.table::<$store<K, V>>(pos).seeds().clone());
+                $name { inner: db.inner.clone(), pos, seeds, _types: PhantomData }
             }
         }
 
@@ -104,7 +109,23 @@ macro_rules! define_table {
         impl<K: Key + $($kb)+, V: Value> $name<K, V> {
             #[inline(always)]
             pub(crate) fn with<R>(&self, f: impl FnOnce(&$store<K, V>) -> R) -> R {
-                self.inner.read(|state| f(state.table::<$store<K, V>>(self.pos)))
+                // SAFETY: `from_db`, the only constructor, checked the type on a state of this database.
+                #[allow(unsafe_code)]
+                self.inner.read(|state| f(unsafe { state.table_checked_before::<$store<K, V>>(self.pos) }))
+            }
+
+            /// Looks `key` up, hashing it (from the handle's seeds) before the table is found.
+            #[inline(always)]
+            fn find_with<Q, R>(&self, key: &Q, f: impl FnOnce(Option<&Shared<K, V>>) -> R) -> R
+            where
+                K: Borrow<Q>,
+                Q: ?Sized + $($qb)+,
+            {
+                let hash = self.seeds.hash_one(key);
+                self.with(|t| {
+                    debug_assert!(t.seeds() == &self.seeds, "every store of a table shares its seeds");
+                    f(t.find_hashed(hash, key))
+                })
             }
 
             pub(crate) fn write<R>(&self, f: impl FnOnce(&$txn<'_, K, V>) -> Result<R>) -> Result<R> {
@@ -123,7 +144,7 @@ macro_rules! define_table {
                 Q: ?Sized + $($qb)+,
                 V: Clone,
             {
-                self.with(|t| t.find_by(key).map(|e| e.value.clone()))
+                self.find_with(key, |e| e.map(|e| e.value.clone()))
             }
 
             /// Lends the value for `key` to `f`, without copying it.
@@ -133,7 +154,7 @@ macro_rules! define_table {
                 K: Borrow<Q>,
                 Q: ?Sized + $($qb)+,
             {
-                self.with(|t| t.find_by(key).map(|e| f(&e.value)))
+                self.find_with(key, |e| e.map(|e| f(&e.value)))
             }
 
             /// Whether `key` is present.
@@ -142,7 +163,7 @@ macro_rules! define_table {
                 K: Borrow<Q>,
                 Q: ?Sized + $($qb)+,
             {
-                self.with(|t| t.find_by(key).is_some())
+                self.find_with(key, |e| e.is_some())
             }
 
             /// The number of records.
@@ -246,7 +267,7 @@ define_table!(
     /// returns; group several writes with the schema's `transaction`.
     Table,
     /// A consistent, borrowed view of a hash table, lent by [`Table::read`] or the schema's `read`.
-    TableRead, HashStore, TxnTable,
+    TableRead, HashStore, TxnTable, crate::store::hasher::Seeds,
     key: [Hash + Eq], lookup: [Hash + Eq]
 );
 
@@ -257,7 +278,7 @@ define_table!(
     /// returns; group several writes with the schema's `transaction`.
     OrderedTable,
     /// A consistent, borrowed view of an ordered table, lent by [`OrderedTable::read`] or the schema's `read`.
-    OrderedTableRead, OrderedStore, TxnOrderedTable,
+    OrderedTableRead, OrderedStore, TxnOrderedTable, crate::store::ordered::Unhashed,
     key: [Ord], lookup: [Ord]
 );
 

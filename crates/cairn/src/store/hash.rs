@@ -40,7 +40,20 @@ impl<K: Hash + Eq, V> HashStore<K, V> {
     where
         K: Borrow<Q>,
     {
-        let hash = self.hasher.hash_one(key);
+        self.find_hashed(self.hasher.hash_one(key), key)
+    }
+
+    /// The seeds this table hashes with (a handle copies them: `table.rs`).
+    pub(crate) fn seeds(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    /// Looks up `key`, whose hash under [`HashStore::seeds`] is `hash`.
+    #[inline(always)]
+    pub(crate) fn find_hashed<Q: Eq + ?Sized>(&self, hash: u64, key: &Q) -> Option<&Shared<K, V>>
+    where
+        K: Borrow<Q>,
+    {
         self.table.find(hash, |e| e.key.borrow() == key)
     }
 }
@@ -60,8 +73,8 @@ where
         self.find_by(key)
     }
 
-    fn with_indexes(indexes: Indexes<K, V>) -> Self {
-        HashStore { indexes, ..Self::default() }
+    fn with_indexes(indexes: Indexes<K, V>, seeds: &Hasher) -> Self {
+        HashStore { table: hashbrown::HashTable::new(), hasher: seeds.clone(), indexes }
     }
 
     fn indexes(&self) -> &Indexes<K, V> {

@@ -38,8 +38,10 @@ fn half(bytes: &[u8], at: usize) -> u64 {
     u32::from_le_bytes(w) as u64
 }
 
-/// Builds the hashers of one table: three random seeds, drawn when the table is made and kept by its clones.
-#[derive(Clone, Debug)]
+/// Builds the hashers of one table: three random seeds, drawn once per table each time a database opens (its
+/// `TableDef`), shared by every store of that table in that database (both copies, reloads, write sets) and copied
+/// into its handle, which hashes a key before it has found the table (`table.rs`).
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Seeds([u64; 3]);
 
 impl Default for Seeds {

@@ -43,8 +43,8 @@ pub(crate) trait Store: Clone + Default + Send + Sync + 'static {
     type Writes: WriteSet<Self::K, Self::V>;
     const KIND: TableKind;
 
-    /// An empty table with these indexes.
-    fn with_indexes(indexes: Indexes<Self::K, Self::V>) -> Self;
+    /// An empty table with these indexes, hashing with `seeds` if it hashes.
+    fn with_indexes(indexes: Indexes<Self::K, Self::V>, seeds: &hasher::Seeds) -> Self;
     fn indexes(&self) -> &Indexes<Self::K, Self::V>;
     fn find(&self, key: &Self::K) -> Option<&Shared<Self::K, Self::V>>;
     fn put(&mut self, entry: Shared<Self::K, Self::V>);

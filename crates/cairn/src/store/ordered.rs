@@ -11,6 +11,16 @@ use super::index::Indexes;
 use super::{Shared, Store, WriteSet};
 use crate::schema::TableKind;
 
+/// The ordered tables' stand-in for [`super::hasher::Seeds`], so that both kinds of handle look keys up alike.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Unhashed;
+
+impl Unhashed {
+    /// Nothing to compute before the lookup.
+    #[inline(always)]
+    pub(crate) fn hash_one<Q: ?Sized>(&self, _key: &Q) {}
+}
+
 /// The records of an ordered table.
 pub(crate) struct OrderedStore<K, V>(BTreeMap<K, Shared<K, V>>, Indexes<K, V>);
 
@@ -33,6 +43,20 @@ impl<K: Ord, V> OrderedStore<K, V> {
         K: Borrow<Q>,
     {
         self.0.get(key)
+    }
+
+    /// What a handle keeps to look keys up: nothing (the hash table's handle keeps its seeds).
+    pub(crate) fn seeds(&self) -> &Unhashed {
+        &Unhashed
+    }
+
+    /// [`OrderedStore::find_by`], with the nothing [`Unhashed::hash_one`] computed.
+    #[inline(always)]
+    pub(crate) fn find_hashed<Q: Ord + ?Sized>(&self, (): (), key: &Q) -> Option<&Shared<K, V>>
+    where
+        K: Borrow<Q>,
+    {
+        self.find_by(key)
     }
 
     /// The largest key.
@@ -66,7 +90,7 @@ where
         self.0.get(key)
     }
 
-    fn with_indexes(indexes: Indexes<K, V>) -> Self {
+    fn with_indexes(indexes: Indexes<K, V>, _seeds: &super::hasher::Seeds) -> Self {
         OrderedStore(BTreeMap::new(), indexes)
     }
 

@@ -237,9 +237,6 @@ pub(crate) struct Writer<T: Default> {
 pub(crate) struct Reader<T> {
     shared: Arc<Published<T>>,
     slot: Arc<Slot>,
-    /// This thread's copy of its slot's counter (only this thread writes the slot): odd while inside a read, so a
-    /// nested read knows it is nested without a depth counter of its own.
-    count: Cell<u64>,
     /// The copy the outermost read chose (nested reads see the same state).
     index: Cell<usize>,
 }
@@ -267,7 +264,7 @@ impl<T> Published<T> {
 pub(crate) fn reader<T>(shared: &Arc<Published<T>>) -> Reader<T> {
     let slot = Arc::new(Slot { count: AtomicU64::new(0), owner: sync::this_thread() });
     shared.slots.lock().push(slot.clone());
-    Reader { shared: shared.clone(), slot, count: Cell::new(0), index: Cell::new(0) }
+    Reader { shared: shared.clone(), slot, index: Cell::new(0) }
 }
 
 impl<T> Reader<T> {
@@ -278,7 +275,7 @@ impl<T> Reader<T> {
 
     /// Whether this reader is inside a read.
     pub(crate) fn is_reading(&self) -> bool {
-        !self.count.get().is_multiple_of(2)
+        !self.slot.count.load(Ordering::Relaxed).is_multiple_of(2)
     }
 
     /// Whether the writer side of this reader's state is gone.
@@ -286,24 +283,33 @@ impl<T> Reader<T> {
         self.shared.is_closed()
     }
 
-    /// Runs `f` on the active copy. Never waits.
+    /// Runs `f` on the active copy (the tests' form of [`Reader::read_in`]).
+    #[cfg(test)]
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        self.read_in(&self.shared, f)
+    }
+
+    /// Runs `f` on the active copy of `shared`, which is the state this reader reads (checked in debug builds):
+    /// the caller has its address at hand, so the copies' address does not wait for the load of this reader's.
+    /// Never waits.
     ///
     /// Kept to a few instructions (it is inlined into every lookup loop, and each instruction between lookups
     /// delays the next one's cache misses): the outermost read makes the counter odd and picks the copy; a nested
-    /// read, which finds the counter odd already, reuses the copy and leaves the counter alone.
+    /// read, which finds the counter odd already, reuses the copy and leaves the counter alone. The counter is read
+    /// back from the slot itself (only this thread stores to it), not kept twice.
     #[inline(always)]
-    pub(crate) fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-        let c = self.count.get();
+    pub(crate) fn read_in<R>(&self, shared: &Published<T>, f: impl FnOnce(&T) -> R) -> R {
+        debug_assert!(std::ptr::eq(shared, &*self.shared), "a reader reads its own state");
+        let c = self.slot.count.load(Ordering::Relaxed);
         let outermost = c.is_multiple_of(2);
         let index = if outermost {
-            self.count.set(c + 1);
             // Release, not Relaxed: a writer that waited on our previous read may see this value rather than the
             // even one that ended it, and must still synchronize with the end of that read (a relaxed store would
             // not continue the release sequence). loom found this. On x86 it is the same plain store.
             self.slot.count.store(c + 1, Ordering::Release);
             sync::light();
             // `& 1`: the index is 0 or 1 (the writer stores nothing else), and the mask spares a bounds check.
-            let i = self.shared.active.load(Ordering::Acquire) & 1;
+            let i = shared.active.load(Ordering::Acquire) & 1;
             self.index.set(i);
             i
         } else {
@@ -311,7 +317,7 @@ impl<T> Reader<T> {
         };
         let _exit = Exit { reader: self, end: outermost.then_some(c + 2) };
         // SAFETY: our slot is odd, so the writer does not change copy `index` until we leave (module docs).
-        unsafe { self.shared.copies[index].with(f) }
+        unsafe { shared.copies[index].with(f) }
     }
 }
 
@@ -325,7 +331,6 @@ impl<T> Drop for Exit<'_, T> {
     #[inline(always)]
     fn drop(&mut self) {
         if let Some(c) = self.end {
-            self.reader.count.set(c);
             self.reader.slot.count.store(c, Ordering::Release);
         }
     }

@@ -60,40 +60,38 @@ impl Reader {
     #[inline(always)]
     pub(crate) fn with<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         let (state, reader) = LAST.get();
-        if std::ptr::eq(state, Arc::as_ptr(&self.shared)) {
-            // SAFETY: `LAST` names a reader owned by this thread's list (the invariant at `Last`), and no reader that
-            // is inside a read leaves the list (`switch`), so it outlives this call even if `f` reads other
-            // databases.
-            unsafe { &*reader }.read(f)
-        } else {
-            self.switch(f)
-        }
+        let reader = if std::ptr::eq(state, Arc::as_ptr(&self.shared)) { reader } else { self.switch() };
+        // SAFETY: `LAST` names a reader owned by this thread's list (the invariant at `Last`; `switch` has just
+        // made it so), and no reader that is inside a read leaves the list (`switch`), so it outlives this call
+        // even if `f` reads other databases.
+        unsafe { &*reader }.read_in(&self.shared, f)
     }
 
     /// A read of another database than the last one: finds (or on the first read of this database on this thread,
     /// creates) its reader and makes it the last-used one. Readers of closed databases that no read is inside leave
     /// the list here, and are dropped after the list is released: dropping one may drop the last copy of a state,
     /// and with it values whose own `Drop` could read a database. So no user code ever runs while the list is
-    /// borrowed.
+    /// borrowed. Takes no closure, so that a lookup loop builds none for this path.
     #[cold]
     #[inline(never)]
-    fn switch<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+    fn switch(&self) -> *const publish::Reader<State> {
         let (reader, closed) = READERS.with(|cell| {
             let mut readers = cell.0.borrow_mut();
             LAST.set(NONE);
             let closed: Vec<_> = readers.extract_if(.., |r| r.is_closed() && !r.is_reading()).collect();
             let reader = match readers.iter().find(|r| r.publishes(&self.shared)) {
-                Some(r) => r.clone(),
+                Some(r) => Rc::as_ptr(r),
                 None => {
                     let r = Rc::new(publish::reader(&self.shared));
-                    readers.push(r.clone());
-                    r
+                    let p = Rc::as_ptr(&r);
+                    readers.push(r);
+                    p
                 }
             };
-            LAST.set((Arc::as_ptr(&self.shared), Rc::as_ptr(&reader)));
+            LAST.set((Arc::as_ptr(&self.shared), reader));
             (reader, closed)
         });
         drop(closed);
-        reader.read(f)
+        reader
     }
 }

@@ -50,6 +50,24 @@ impl State {
         }
     }
 
+    /// [`State::table`] without the type check, for the read path (each lookup's instructions delay the next
+    /// lookup's cache misses: ARCHITECTURE.md, issue 3). Panics if there is no table at `pos` (an emptied state).
+    ///
+    /// # Safety
+    ///
+    /// `table::<S>(pos)` returned on some state of the same database. Every state of one database holds, at each
+    /// position, a store of one type or no table at all: states are built only from the schema's table
+    /// definitions (`db::open`, `db::shared::follow`), or emptied (`State::default`, when the writer side drops).
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    pub(crate) unsafe fn table_checked_before<S: Store>(&self, pos: usize) -> &S {
+        let (ty, table) = &self.tables[pos];
+        debug_assert!(*ty == TypeId::of::<S>(), "a table's store type is fixed when the database opens");
+        let table: &dyn TableStore = &**table;
+        // SAFETY: by the caller's promise and the invariant above, the value behind `table` is an `S`.
+        unsafe { &*(table as *const dyn TableStore as *const S) }
+    }
+
     /// Index `i` of the table at `pos`, with the store type the schema declared it with.
     pub(crate) fn index<T: 'static>(&self, pos: usize, i: usize) -> &T {
         self.tables[pos].1.index(i).downcast_ref::<T>().expect("an index's store type is fixed by the schema")
