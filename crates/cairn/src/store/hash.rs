@@ -27,12 +27,6 @@ impl<K: 'static, V: 'static> Clone for HashStore<K, V> {
     }
 }
 
-impl<K, V> Default for HashStore<K, V> {
-    fn default() -> Self {
-        HashStore { table: hashbrown::HashTable::new(), hasher: Hasher::default(), indexes: Indexes::default() }
-    }
-}
-
 impl<K: Hash + Eq, V> HashStore<K, V> {
     /// Looks a key up by any borrowed form of it.
     #[inline(always)]
@@ -246,7 +240,7 @@ mod tests {
 
     #[test]
     fn put_replace_delete_and_clone_shares_entries() {
-        let mut s: HashStore<String, u32> = HashStore::default();
+        let mut s: HashStore<String, u32> = HashStore::with_indexes(Indexes::default(), &Hasher::default());
         s.put(Arc::new(Entry { key: "a".into(), value: 1 }));
         s.put(Arc::new(Entry { key: "a".into(), value: 2 }));
         s.put(Arc::new(Entry { key: "b".into(), value: 3 }));
@@ -265,7 +259,7 @@ mod tests {
 
     #[test]
     fn write_sets_apply_last_write_per_key_and_find_removed_records() {
-        let mut s: HashStore<String, u32> = HashStore::default();
+        let mut s: HashStore<String, u32> = HashStore::with_indexes(Indexes::default(), &Hasher::default());
         let (a, b, c) = (entry("a", 1), entry("b", 2), entry("c", 3));
         for e in [&a, &b, &c] {
             s.put(e.clone());

@@ -35,8 +35,9 @@ pub(crate) struct Entry<K, V> {
 /// A shared record.
 pub(crate) type Shared<K, V> = Arc<Entry<K, V>>;
 
-/// A typed table store.
-pub(crate) trait Store: Clone + Default + Send + Sync + 'static {
+/// A typed table store. Not `Default`: a hash store must hash with its table's seeds, which the table's handle
+/// copies (`hasher::Seeds`), so every store is made through `with_indexes`.
+pub(crate) trait Store: Clone + Send + Sync + 'static {
     type K: Clone + Serialize + DeserializeOwned + Send + Sync + 'static;
     type V: Serialize + DeserializeOwned + Send + Sync + 'static;
     /// The last write per key of one transaction to this table.

@@ -30,12 +30,6 @@ impl<K: Clone + 'static, V: 'static> Clone for OrderedStore<K, V> {
     }
 }
 
-impl<K, V> Default for OrderedStore<K, V> {
-    fn default() -> Self {
-        OrderedStore(BTreeMap::new(), Indexes::default())
-    }
-}
-
 impl<K: Ord, V> OrderedStore<K, V> {
     /// Looks a key up by any borrowed form of it.
     pub(crate) fn find_by<Q: Ord + ?Sized>(&self, key: &Q) -> Option<&Shared<K, V>>
